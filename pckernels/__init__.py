@@ -1,0 +1,12 @@
+"""pckernels: backpropagation and predictive coding on the CPU with hand-written Numba kernels.
+
+The public API: :class:`MLP`, :func:`backprop`, :func:`pc_infer`, :func:`train`,
+:class:`PCClassifier`, :func:`load_dataset`.
+"""
+__version__ = "0.1.0"
+
+from .model import MLP
+from .backprop import backprop, GradientResult
+from .config import set_threads, get_threads
+
+__all__ = ["MLP", "backprop", "GradientResult", "set_threads", "get_threads", "__version__"]

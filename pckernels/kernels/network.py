@@ -1,0 +1,89 @@
+"""Whole-network kernels on flat buffers: forward pass and backpropagation (section 2).
+
+State layout (shared by every kernel that touches a network):
+
+- ``params``: one flat buffer; for each weight layer ``l`` the weights ``W_l`` (row-major,
+  shape (n_l, n_{l+1})) followed by the bias ``b_l`` (n_{l+1},). Gradients, momenta and PC
+  updates use the same layout, so an optimizer step is one loop and a cosine is one dot.
+- ``sizes``: int64 array (n_0, ..., n_N). ``codes``: int64 activation codes, one per layer.
+- activation-shaped buffers (``hbuf``, ``dbuf``): layers 1..N, each (batch, n_l), stacked
+  flat; ``_layer(buf, sizes, batch, l)`` returns layer ``l``'s view.
+"""
+from ..config import jit
+from .dense import _dense_forward, _vjp_dense_input, _vjp_dense_params, _backprop_through_activation
+from .losses import _loss_grad
+
+
+@jit
+def _param_offset(sizes, l):
+    """Offset of W_l in the flat parameter buffer."""
+    off = 0
+    for k in range(l):
+        off += sizes[k] * sizes[k + 1] + sizes[k + 1]
+    return off
+
+
+@jit
+def _weight(params, sizes, l):
+    """View of W_l, shape (n_l, n_{l+1})."""
+    off = _param_offset(sizes, l)
+    return params[off:off + sizes[l] * sizes[l + 1]].reshape((sizes[l], sizes[l + 1]))
+
+
+@jit
+def _bias(params, sizes, l):
+    """View of b_l, shape (n_{l+1},)."""
+    off = _param_offset(sizes, l) + sizes[l] * sizes[l + 1]
+    return params[off:off + sizes[l + 1]]
+
+
+@jit
+def _layer(buf, sizes, batch, l):
+    """View of layer ``l`` (1..N) in an activation-shaped buffer, shape (batch, n_l)."""
+    off = 0
+    for k in range(1, l):
+        off += batch * sizes[k]
+    return buf[off:off + batch * sizes[l]].reshape((batch, sizes[l]))
+
+
+@jit
+def _forward_net(X, params, sizes, codes, hbuf):
+    """h_{l+1} = g_l(h_l W_l + b_l) for all layers, stored in hbuf (eq. 2.2)."""
+    batch = X.shape[0]
+    n_layers = sizes.shape[0] - 1
+    h = X
+    for l in range(n_layers):
+        out = _layer(hbuf, sizes, batch, l + 1)
+        _dense_forward(h, _weight(params, sizes, l), _bias(params, sizes, l), codes[l], out)
+        h = out
+
+
+@jit
+def _backward_net(X, params, sizes, codes, hbuf, dbuf, grad):
+    """Backpropagate d_N (already in dbuf's last layer) to gradients of the mean loss.
+
+    Eq. 2.3-2.5: delta_l = d_{l+1} * g_l', dW_l = h_l^T delta_l / B, d_l = delta_l W_l^T.
+    Overwrites dbuf with the deltas; d_0 is never computed.
+    """
+    batch = X.shape[0]
+    n_layers = sizes.shape[0] - 1
+    scale = 1.0 / batch
+    for l in range(n_layers - 1, -1, -1):
+        delta = _layer(dbuf, sizes, batch, l + 1)
+        _backprop_through_activation(delta, _layer(hbuf, sizes, batch, l + 1), codes[l])
+        h = X if l == 0 else _layer(hbuf, sizes, batch, l)
+        _vjp_dense_params(h, delta, scale, _weight(grad, sizes, l), _bias(grad, sizes, l))
+        if l > 0:
+            _vjp_dense_input(delta, _weight(params, sizes, l), _layer(dbuf, sizes, batch, l))
+
+
+@jit
+def _backprop_net(X, labels, targets, loss_code, params, sizes, codes, hbuf, dbuf, grad):
+    """Forward, loss and backward in one call; returns the batch-mean loss (section 2)."""
+    batch = X.shape[0]
+    n_layers = sizes.shape[0] - 1
+    _forward_net(X, params, sizes, codes, hbuf)
+    total = _loss_grad(_layer(hbuf, sizes, batch, n_layers), labels, targets, loss_code,
+                       _layer(dbuf, sizes, batch, n_layers))
+    _backward_net(X, params, sizes, codes, hbuf, dbuf, grad)
+    return total / batch

@@ -1,0 +1,404 @@
+"""Fused predictive-coding inference (ALGORITHMS.md: vpc, scaled, fpa, zil).
+
+All state lives in preallocated buffers in the activation layout of ``network.py`` (layers
+1..N, each (batch, n_l)). Inference is per sample, so rows never interact: a *chunk* is a
+range of rows that runs the whole T-step loop on its own (the batch-parallel schedule runs
+chunks in parallel). Within a step, layers are updated synchronously (Jacobi) in two
+phases separated by a barrier, which is what the layer-parallel schedule parallelises:
+
+- vpc / scaled / zil: phase "update" moves every latent x_l from step-t values (eq. 3.13),
+  phase "predict" recomputes predictions, derivative factors and errors at step t+1
+  (eq. 3.9-3.11).
+- fpa: phase "vjp" computes v_l = (e_{l+1} * gp_l) W_l^T from step-t errors, phase "update"
+  sets e_l(t+1) = e_l + gamma (v_l - e_l) (eq. 3.24); predictions and gp_l stay at the
+  feedforward values computed once.
+
+Work that provably changes nothing is skipped with bit-identical results (``skip``): a
+layer whose own error and incoming error are exactly zero (ahead of the Theorem 1 front),
+a VJP whose incoming error is exactly zero, a prediction whose input state did not change,
+and under fpa with step size 1 a layer whose incoming error did not change since the
+previous step (its output would be the same again).
+
+Per chunk and layer an int64 ``info`` table records flags and counters (rows ``I_*``).
+"""
+from collections import namedtuple
+
+import numpy as np
+from numba import prange
+
+from ..config import jit, jit_pair
+from .activations import _activate, _grad_from_output
+from .dense import _affine, _vjp_dense_input, _vjp_dense_params
+from .losses import _loss_grad
+from .network import _bias, _layer, _weight
+
+VPC, FPA, ZIL = 0, 1, 2
+INIT_FORWARD, INIT_ZEROS = 0, 1
+
+# rows of the info table info[chunk, row, layer]
+I_NONZERO = 0     # e_l has a nonzero entry (current step)
+I_XCHANGED = 1    # x_l changed in the last update (vpc) / needs a fresh prediction
+I_ECHANGED = 2    # e_l changed in the last update (fpa)
+I_FIRST = 3       # first step at which e_l had a nonzero entry (-1: never)
+I_VJP = 4         # VJPs computed for latent l
+I_VJP_SKIPPED = 5 # VJPs skipped for latent l
+I_FWD = 6         # predictions computed for layer l
+I_FWD_SKIPPED = 7 # predictions skipped for layer l
+I_LASTBIG = 8     # last step whose change of layer l was > tol (-1: none)
+I_ACTION = 9      # fpa: what the vjp phase decided for the update phase
+N_INFO = 10
+
+ACT_KEEP, ACT_DECAY, ACT_FULL = 0, 1, 2
+
+#: The network: flat parameters, layer widths, activation codes, loss code.
+PCNet = namedtuple("PCNet", ["params", "sizes", "codes", "loss_code"])
+#: The batch: inputs (batch, n_0), integer labels, float targets (see losses.py).
+PCData = namedtuple("PCData", ["X", "labels", "targets"])
+#: Buffers in the activation layout: states x, errors e, predictions (mu under fpa),
+#: derivative factors gp (layer l+1 holds g_l'), scratch q and v, zil snapshots xs and qs.
+PCState = namedtuple("PCState", ["x", "e", "pred", "gp", "q", "v", "xs", "qs", "info", "loss"])
+#: variant code, step size, per-layer precisions (N+1; index 0 unused), tolerance, skip flag.
+PCOpts = namedtuple("PCOpts", ["variant", "gamma", "pis", "tol", "skip"])
+
+
+@jit
+def _rows(buf, sizes, batch, l, r0, r1):
+    """Rows r0:r1 of layer l in an activation-shaped buffer."""
+    return _layer(buf, sizes, batch, l)[r0:r1]
+
+
+@jit
+def _any_nonzero(a):
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            if a[i, j] != 0:
+                return True
+    return False
+
+
+@jit
+def _predict_layer(l, t, r0, r1, chunk, net, data, st, opts, force):
+    """Phase "predict" for weight layer l: pred_{l+1}, gp_l and e_{l+1} at step t (eq. 3.9-3.11)."""
+    X = data.X
+    batch = X.shape[0]
+    sizes = net.sizes
+    n_layers = sizes.shape[0] - 1
+    info = st.info[chunk]
+    fresh_input = force or (not opts.skip) or (l > 0 and info[I_XCHANGED, l] != 0)
+    pred = _rows(st.pred, sizes, batch, l + 1, r0, r1)
+    if fresh_input:
+        xin = X[r0:r1] if l == 0 else _rows(st.x, sizes, batch, l, r0, r1)
+        _affine(xin, _weight(net.params, sizes, l), _bias(net.params, sizes, l), pred)
+        _activate(pred, net.codes[l])
+        _grad_from_output(pred, _rows(st.gp, sizes, batch, l + 1, r0, r1), net.codes[l])
+        info[I_FWD, l + 1] += 1
+    else:
+        info[I_FWD_SKIPPED, l + 1] += 1
+    e = _rows(st.e, sizes, batch, l + 1, r0, r1)
+    if l + 1 == n_layers:
+        if fresh_input:
+            st.loss[chunk] = _loss_grad(pred, data.labels[r0:r1], data.targets[r0:r1],
+                                        net.loss_code, e)
+            flat = e.reshape(-1)
+            for i in range(flat.size):
+                flat[i] = -flat[i]
+    elif fresh_input or info[I_XCHANGED, l + 1] != 0:
+        x = _rows(st.x, sizes, batch, l + 1, r0, r1)
+        for i in range(e.shape[0]):
+            for j in range(e.shape[1]):
+                e[i, j] = x[i, j] - pred[i, j]
+    nonzero = _any_nonzero(e)
+    info[I_NONZERO, l + 1] = nonzero
+    if nonzero and info[I_FIRST, l + 1] < 0:
+        info[I_FIRST, l + 1] = t
+    if opts.variant == ZIL and t == n_layers - 1 - l:
+        _snapshot(l, r0, r1, net, data, st)
+
+
+@jit
+def _snapshot(l, r0, r1, net, data, st):
+    """Z-IL, Requirement 3: keep x_l and e_{l+1} * g_l' of the step at which layer l learns."""
+    batch = data.X.shape[0]
+    sizes = net.sizes
+    e = _rows(st.e, sizes, batch, l + 1, r0, r1)
+    gp = _rows(st.gp, sizes, batch, l + 1, r0, r1)
+    qs = _rows(st.qs, sizes, batch, l + 1, r0, r1)
+    for i in range(e.shape[0]):
+        for j in range(e.shape[1]):
+            qs[i, j] = e[i, j] * gp[i, j]
+    if l > 0:
+        _rows(st.xs, sizes, batch, l, r0, r1)[:, :] = _rows(st.x, sizes, batch, l, r0, r1)
+
+
+@jit
+def _vpc_update_layer(l, t, r0, r1, chunk, net, data, st, opts):
+    """Phase "update" for latent l (eq. 3.13): x += gamma (-pi_l e_l + (pi_{l+1} e_{l+1} g_l') W_l^T)."""
+    batch = data.X.shape[0]
+    sizes = net.sizes
+    info = st.info[chunk]
+    x = _rows(st.x, sizes, batch, l, r0, r1)
+    e = _rows(st.e, sizes, batch, l, r0, r1)
+    own = info[I_NONZERO, l] != 0
+    incoming = info[I_NONZERO, l + 1] != 0
+    if opts.skip and not own and not incoming:
+        info[I_XCHANGED, l] = 0
+        info[I_VJP_SKIPPED, l] += 1
+        return
+    t_ = x.dtype.type
+    gamma = t_(opts.gamma)
+    pi_own = t_(opts.pis[l])
+    v = _rows(st.v, sizes, batch, l, r0, r1)
+    if incoming or not opts.skip:
+        pi_up = t_(opts.pis[l + 1])
+        q = _rows(st.q, sizes, batch, l + 1, r0, r1)
+        e_up = _rows(st.e, sizes, batch, l + 1, r0, r1)
+        gp = _rows(st.gp, sizes, batch, l + 1, r0, r1)
+        for i in range(q.shape[0]):
+            for j in range(q.shape[1]):
+                q[i, j] = pi_up * e_up[i, j] * gp[i, j]
+        _vjp_dense_input(q, _weight(net.params, sizes, l), v)
+        info[I_VJP, l] += 1
+    else:
+        v[:, :] = 0
+        info[I_VJP_SKIPPED, l] += 1
+    changed = False
+    big = 0.0
+    for i in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            old = x[i, j]
+            new = old + gamma * (v[i, j] - pi_own * e[i, j])
+            x[i, j] = new
+            if new != old:
+                changed = True
+                d = abs(new - old)
+                if d > big:
+                    big = d
+    info[I_XCHANGED, l] = changed
+    if big > opts.tol:
+        info[I_LASTBIG, l] = t
+
+
+@jit
+def _fpa_vjp_layer(l, t, r0, r1, chunk, net, data, st, opts):
+    """Phase "vjp" for latent l under fpa: v_l = (e_{l+1} * gp_l) W_l^T, or a skip decision."""
+    batch = data.X.shape[0]
+    sizes = net.sizes
+    info = st.info[chunk]
+    own = info[I_NONZERO, l] != 0
+    incoming = info[I_NONZERO, l + 1] != 0
+    if opts.skip and not own and not incoming:
+        info[I_ACTION, l] = ACT_KEEP
+    elif opts.skip and opts.gamma == 1.0 and t >= 1 and info[I_ECHANGED, l + 1] == 0:
+        info[I_ACTION, l] = ACT_KEEP
+    elif opts.skip and not incoming:
+        info[I_ACTION, l] = ACT_DECAY
+    else:
+        info[I_ACTION, l] = ACT_FULL
+    if info[I_ACTION, l] != ACT_FULL:
+        info[I_VJP_SKIPPED, l] += 1
+        return
+    q = _rows(st.q, sizes, batch, l + 1, r0, r1)
+    e_up = _rows(st.e, sizes, batch, l + 1, r0, r1)
+    gp = _rows(st.gp, sizes, batch, l + 1, r0, r1)
+    for i in range(q.shape[0]):
+        for j in range(q.shape[1]):
+            q[i, j] = e_up[i, j] * gp[i, j]
+    _vjp_dense_input(q, _weight(net.params, sizes, l), _rows(st.v, sizes, batch, l, r0, r1))
+    info[I_VJP, l] += 1
+
+
+@jit
+def _fpa_update_layer(l, t, r0, r1, chunk, net, data, st, opts):
+    """Phase "update" for latent l under fpa (eq. 3.24); with gamma = 1, e_l(t+1) = v_l exactly."""
+    batch = data.X.shape[0]
+    sizes = net.sizes
+    info = st.info[chunk]
+    action = info[I_ACTION, l]
+    if action == ACT_KEEP:
+        info[I_ECHANGED, l] = 0
+        return
+    e = _rows(st.e, sizes, batch, l, r0, r1)
+    v = _rows(st.v, sizes, batch, l, r0, r1)
+    t_ = e.dtype.type
+    gamma = t_(opts.gamma)
+    zero = t_(0.0)
+    exact = opts.gamma == 1.0
+    changed = False
+    nonzero = False
+    big = 0.0
+    for i in range(e.shape[0]):
+        for j in range(e.shape[1]):
+            old = e[i, j]
+            vij = v[i, j] if action == ACT_FULL else zero
+            new = vij if exact else old + gamma * (vij - old)
+            e[i, j] = new
+            if new != 0:
+                nonzero = True
+            if new != old:
+                changed = True
+                d = abs(new - old)
+                if d > big:
+                    big = d
+    info[I_ECHANGED, l] = changed
+    info[I_NONZERO, l] = nonzero
+    if nonzero and info[I_FIRST, l] < 0:
+        info[I_FIRST, l] = t + 1
+    if big > opts.tol:
+        info[I_LASTBIG, l] = t
+
+
+def _steps_body(t0, t1, r0, r1, chunk, net, data, st, opts):
+    """Steps t0..t1-1 for rows r0:r1; each phase loops over layers with ``prange``."""
+    n_layers = net.sizes.shape[0] - 1
+    n_latent = n_layers - 1
+    for t in range(t0, t1):
+        if opts.variant == FPA:
+            for k in prange(n_latent):
+                _fpa_vjp_layer(k + 1, t, r0, r1, chunk, net, data, st, opts)
+            for k in prange(n_latent):
+                _fpa_update_layer(k + 1, t, r0, r1, chunk, net, data, st, opts)
+        else:
+            for k in prange(n_latent):
+                _vpc_update_layer(k + 1, t, r0, r1, chunk, net, data, st, opts)
+            for l in prange(n_layers):
+                _predict_layer(l, t + 1, r0, r1, chunk, net, data, st, opts, False)
+
+
+_steps_serial, _steps_layer_parallel = jit_pair(_steps_body)
+
+
+def _steps_batch_body(t0, t1, chunk_rows, net, data, st, opts):
+    """Batch-parallel schedule: chunks of rows run their steps independently."""
+    batch = data.X.shape[0]
+    n_chunks = (batch + chunk_rows - 1) // chunk_rows
+    for c in prange(n_chunks):
+        r0 = c * chunk_rows
+        r1 = min(batch, r0 + chunk_rows)
+        _steps_serial(t0, t1, r0, r1, c, net, data, st, opts)
+
+
+_steps_batch_serial, _steps_batch_parallel = jit_pair(_steps_batch_body)
+
+
+@jit
+def _pc_init(init, chunk_rows, net, data, st, opts):
+    """Step 0 for the whole batch: states, predictions, derivative factors and errors.
+
+    ``INIT_FORWARD`` puts every latent at its feedforward value (Requirement 1), which is
+    one forward pass; fpa always starts there and keeps the predictions as mu_l.
+    Returns the batch-mean loss at the feedforward pass (or at the initial states).
+    """
+    X = data.X
+    batch = X.shape[0]
+    sizes = net.sizes
+    n_layers = sizes.shape[0] - 1
+    n_chunks = st.info.shape[0]
+    st.info[:, :, :] = 0
+    st.info[:, I_FIRST, :] = -1
+    st.info[:, I_LASTBIG, :] = -1
+    st.q[:] = 0
+    st.qs[:] = 0
+    st.xs[:] = 0
+    if init == INIT_ZEROS and opts.variant != FPA:
+        st.x[:] = 0
+    for l in range(n_layers):
+        pred = _layer(st.pred, sizes, batch, l + 1)
+        xin = X if l == 0 else _layer(st.x, sizes, batch, l)
+        _affine(xin, _weight(net.params, sizes, l), _bias(net.params, sizes, l), pred)
+        _activate(pred, net.codes[l])
+        _grad_from_output(pred, _layer(st.gp, sizes, batch, l + 1), net.codes[l])
+        if l + 1 < n_layers and (init == INIT_FORWARD or opts.variant == FPA):
+            _layer(st.x, sizes, batch, l + 1)[:, :] = pred
+    total = 0.0
+    for c in range(n_chunks):
+        r0 = c * chunk_rows
+        r1 = min(batch, r0 + chunk_rows)
+        info = st.info[c]
+        for l in range(1, n_layers + 1):
+            info[I_FWD, l] += 1
+            e = _rows(st.e, sizes, batch, l, r0, r1)
+            if l == n_layers:
+                st.loss[c] = _loss_grad(_rows(st.pred, sizes, batch, l, r0, r1),
+                                        data.labels[r0:r1], data.targets[r0:r1],
+                                        net.loss_code, e)
+                total += st.loss[c]
+                flat = e.reshape(-1)
+                for i in range(flat.size):
+                    flat[i] = -flat[i]
+            else:
+                x = _rows(st.x, sizes, batch, l, r0, r1)
+                p = _rows(st.pred, sizes, batch, l, r0, r1)
+                for i in range(e.shape[0]):
+                    for j in range(e.shape[1]):
+                        e[i, j] = x[i, j] - p[i, j]
+            nonzero = _any_nonzero(e)
+            info[I_NONZERO, l] = nonzero
+            if nonzero:
+                info[I_FIRST, l] = 0
+        if opts.variant == ZIL:
+            _snapshot(n_layers - 1, r0, r1, net, data, st)
+    return total / batch
+
+
+@jit
+def _pc_gradient(net, data, st, opts, grad):
+    """The parameter update as a gradient of the mean loss (sign and scale of backprop).
+
+    dW_l = -x_l^T (pi_{l+1} e_{l+1} * g_l') / B with x_l the final states (vpc), the
+    feedforward values mu_l (fpa) or the Requirement-3 snapshots (zil).
+    """
+    X = data.X
+    batch = X.shape[0]
+    sizes = net.sizes
+    n_layers = sizes.shape[0] - 1
+    scale = -1.0 / batch
+    for l in range(n_layers):
+        if opts.variant == ZIL:
+            q = _layer(st.qs, sizes, batch, l + 1)
+            xin = X if l == 0 else _layer(st.xs, sizes, batch, l)
+        else:
+            q = _layer(st.q, sizes, batch, l + 1)
+            e = _layer(st.e, sizes, batch, l + 1)
+            gp = _layer(st.gp, sizes, batch, l + 1)
+            pi = q.dtype.type(opts.pis[l + 1])
+            for i in range(q.shape[0]):
+                for j in range(q.shape[1]):
+                    q[i, j] = pi * e[i, j] * gp[i, j]
+            if l == 0:
+                xin = X
+            elif opts.variant == FPA:
+                xin = _layer(st.pred, sizes, batch, l)
+            else:
+                xin = _layer(st.x, sizes, batch, l)
+        _vjp_dense_params(xin, q, scale, _weight(grad, sizes, l), _bias(grad, sizes, l))
+
+
+@jit
+def _energy(net, data, st, opts):
+    """F = sum_b [sum_l pi_l/2 ||e_l||^2 + pi_N loss_b] at the current errors (eq. 3.8)."""
+    batch = data.X.shape[0]
+    sizes = net.sizes
+    n_layers = sizes.shape[0] - 1
+    total = 0.0
+    for l in range(1, n_layers):
+        e = _layer(st.e, sizes, batch, l)
+        s = 0.0
+        for i in range(e.shape[0]):
+            for j in range(e.shape[1]):
+                s += e[i, j] * e[i, j]
+        total += 0.5 * opts.pis[l] * s
+    return total + opts.pis[n_layers] * st.loss.sum()
+
+
+@jit
+def _error_norms(net, data, st, out):
+    """out[l-1] = ||e_l||_F over the batch, l = 1..N."""
+    batch = data.X.shape[0]
+    sizes = net.sizes
+    for l in range(1, sizes.shape[0]):
+        e = _layer(st.e, sizes, batch, l)
+        s = 0.0
+        for i in range(e.shape[0]):
+            for j in range(e.shape[1]):
+                s += e[i, j] * e[i, j]
+        out[l - 1] = np.sqrt(s)

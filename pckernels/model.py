@@ -1,0 +1,243 @@
+"""The multilayer perceptron: parameters in one flat buffer, layers as views into it."""
+import os
+import tempfile
+
+import numpy as np
+
+from .kernels.activations import ACTIVATIONS, IDENTITY
+from .kernels.losses import LOSSES, _log_softmax
+from .kernels.network import _forward_net, _layer
+
+DTYPES = ("float32", "float64")
+
+
+class _ParamList(list):
+    """A list of views into the flat buffer; assigning ``lst[l] = a`` copies into the view."""
+
+    def __setitem__(self, index, value):
+        view = list.__getitem__(self, index)
+        value = np.asarray(value)
+        if value.shape != view.shape:
+            raise ValueError(f"expected shape {view.shape}, got {value.shape}")
+        view[...] = value
+
+
+def _check_name(kind, name, registry):
+    if name not in registry:
+        raise ValueError(f"unknown {kind} {name!r}; choose from {', '.join(sorted(registry))}")
+    return registry[name]
+
+
+class MLP:
+    """A fully connected network ``h_{l+1} = g_l(h_l W_l + b_l)`` (ALGORITHMS.md).
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Layer widths ``(n_0, ..., n_N)``: inputs, hidden layers, outputs. At least two.
+    activation : str
+        Hidden activation, a key of ``pckernels.kernels.ACTIVATIONS``; the output layer is
+        always the identity.
+    loss : {"nll", "mse"}
+        ``nll``: log-softmax + negative log-likelihood over integer labels; ``mse``: 1/2
+        squared error (Gaussian output with unit variance).
+    dtype : {"float32", "float64"}
+    seed : int
+        Seed of the initialisation ``U(-1/sqrt(n_l), 1/sqrt(n_l))`` for W_l and b_l, as
+        PyTorch's ``nn.Linear``.
+
+    Attributes
+    ----------
+    weights : list of arrays, ``weights[l]`` of shape (n_l, n_{l+1})
+    biases : list of arrays, ``biases[l]`` of shape (n_{l+1},)
+        Writable views into the flat buffer ``params``.
+    """
+
+    def __init__(self, sizes, activation="tanh", loss="nll", dtype="float32", seed=0):
+        sizes = [int(s) for s in sizes]
+        if len(sizes) < 2:
+            raise ValueError("sizes needs at least an input and an output width")
+        if min(sizes) < 1:
+            raise ValueError(f"every layer width must be >= 1, got {sizes}")
+        self.activation_code = _check_name("activation", activation, ACTIVATIONS)
+        self.loss_code = _check_name("loss", loss, LOSSES)
+        if str(np.dtype(dtype)) not in DTYPES:
+            raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+        self.sizes = np.array(sizes, dtype=np.int64)
+        self.activation = activation
+        self.loss = loss
+        self.dtype = np.dtype(dtype)
+        self.seed = seed
+        n_layers = len(sizes) - 1
+        self.codes = np.full(n_layers, self.activation_code, dtype=np.int64)
+        self.codes[-1] = IDENTITY
+        self.params = np.zeros(self.n_params, dtype=self.dtype)
+        self.weights = _ParamList()
+        self.biases = _ParamList()
+        off = 0
+        for l in range(n_layers):
+            n_in, n_out = sizes[l], sizes[l + 1]
+            list.append(self.weights, self.params[off:off + n_in * n_out].reshape(n_in, n_out))
+            off += n_in * n_out
+            list.append(self.biases, self.params[off:off + n_out])
+            off += n_out
+        self.reset(seed)
+        self._workspaces = {}
+
+    @property
+    def n_layers(self):
+        """Number of weight layers N (= hidden layers L + 1)."""
+        return len(self.sizes) - 1
+
+    @property
+    def n_params(self):
+        s = self.sizes
+        return int(np.sum(s[:-1] * s[1:] + s[1:]))
+
+    def reset(self, seed=0):
+        """Re-draw all parameters from ``U(-1/sqrt(n_l), 1/sqrt(n_l))``."""
+        rng = np.random.default_rng(seed)
+        for W, b in zip(self.weights, self.biases):
+            bound = 1.0 / np.sqrt(W.shape[0])
+            W[...] = rng.uniform(-bound, bound, size=W.shape)
+            b[...] = rng.uniform(-bound, bound, size=b.shape)
+
+    def zeros_like_params(self):
+        """A zeroed flat buffer in the parameter layout."""
+        return np.zeros_like(self.params)
+
+    def split(self, flat):
+        """Views ``(Ws, bs)`` of a flat buffer in the parameter layout."""
+        Ws, bs, off = [], [], 0
+        for W, b in zip(self.weights, self.biases):
+            Ws.append(flat[off:off + W.size].reshape(W.shape))
+            off += W.size
+            bs.append(flat[off:off + b.size])
+            off += b.size
+        return Ws, bs
+
+    def workspace(self, batch):
+        """Preallocated activation buffers for a batch size (reused across calls)."""
+        ws = self._workspaces.get(batch)
+        if ws is None:
+            n = batch * int(np.sum(self.sizes[1:]))
+            ws = {"h": np.zeros(n, dtype=self.dtype), "d": np.zeros(n, dtype=self.dtype)}
+            if len(self._workspaces) > 8:
+                self._workspaces.clear()
+            self._workspaces[batch] = ws
+        return ws
+
+    def check_input(self, X):
+        """Validate and convert inputs to a C-contiguous (batch, n_0) array of the model dtype."""
+        X = np.asarray(X)
+        if X.ndim == 1:
+            X = X[None, :]
+        if X.ndim != 2 or X.shape[1] != self.sizes[0]:
+            raise ValueError(f"X must have shape (batch, {self.sizes[0]}), got {X.shape}")
+        if X.shape[0] < 1:
+            raise ValueError("X is empty")
+        X = np.ascontiguousarray(X, dtype=self.dtype)
+        if not np.isfinite(X).all():
+            raise ValueError("X contains NaN or infinite values")
+        return X
+
+    def check_targets(self, y, batch):
+        """Return ``(labels, targets)`` arrays for the loss kernels.
+
+        ``nll`` takes integer labels in ``[0, n_N)``; ``mse`` takes either integer labels
+        (one-hot encoded here) or a float array of shape (batch, n_N).
+        """
+        y = np.asarray(y)
+        n_out = int(self.sizes[-1])
+        if self.loss == "mse" and y.ndim == 2:
+            if y.shape != (batch, n_out):
+                raise ValueError(f"targets must have shape ({batch}, {n_out}), got {y.shape}")
+            targets = np.ascontiguousarray(y, dtype=self.dtype)
+            if not np.isfinite(targets).all():
+                raise ValueError("targets contain NaN or infinite values")
+            return np.zeros(0, dtype=np.int64), targets
+        if y.ndim != 1 or y.shape[0] != batch:
+            raise ValueError(f"y must have shape ({batch},), got {y.shape}")
+        if y.dtype.kind == "f":
+            if not np.isfinite(y).all() or np.any(y != np.round(y)):
+                raise ValueError("labels must be integers")
+        elif y.dtype.kind not in "iu":
+            raise ValueError(f"labels must be integers, got dtype {y.dtype}")
+        labels = y.astype(np.int64)
+        if labels.size and (labels.min() < 0 or labels.max() >= n_out):
+            raise ValueError(f"labels must lie in [0, {n_out - 1}], got range "
+                             f"[{labels.min()}, {labels.max()}]")
+        if self.loss == "mse":
+            targets = np.zeros((batch, n_out), dtype=self.dtype)
+            targets[np.arange(batch), labels] = 1
+            return labels, targets
+        return labels, np.zeros((0, 0), dtype=self.dtype)
+
+    def _forward_raw(self, X):
+        ws = self.workspace(X.shape[0])
+        _forward_net(X, self.params, self.sizes, self.codes, ws["h"])
+        return _layer(ws["h"], self.sizes, X.shape[0], self.n_layers)
+
+    def forward(self, X):
+        """Network output for X of shape (batch, n_0).
+
+        Returns an array of shape (batch, n_N): log-probabilities for ``nll``, the output
+        (Gaussian mean) for ``mse``.
+        """
+        X = self.check_input(X)
+        out = np.empty((X.shape[0], int(self.sizes[-1])), dtype=self.dtype)
+        for start in range(0, X.shape[0], 4096):
+            chunk = X[start:start + 4096]
+            h = self._forward_raw(chunk)
+            if self.loss == "nll":
+                _log_softmax(h, out[start:start + chunk.shape[0]])
+            else:
+                out[start:start + chunk.shape[0]] = h
+        return out
+
+    def predict(self, X):
+        """Predicted class (argmax of the output) for each row of X, shape (batch,)."""
+        return np.argmax(self.forward(X), axis=1)
+
+    def config(self):
+        """The architecture as a plain dict (saved with the parameters)."""
+        return {"sizes": [int(s) for s in self.sizes], "activation": self.activation,
+                "loss": self.loss, "dtype": str(self.dtype), "seed": self.seed}
+
+    def save(self, path):
+        """Write the architecture and parameters to an ``.npz`` file, atomically."""
+        path = os.fspath(path)
+        directory = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(suffix=".npz", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, params=self.params, sizes=self.sizes,
+                         activation=np.array(self.activation), loss=np.array(self.loss),
+                         dtype=np.array(str(self.dtype)), seed=np.array(self.seed),
+                         format=np.array("pckernels-mlp-1"))
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    @classmethod
+    def load(cls, path):
+        """Read a network written by :meth:`save`."""
+        try:
+            with np.load(os.fspath(path), allow_pickle=False) as f:
+                if "format" not in f or str(f["format"]) != "pckernels-mlp-1":
+                    raise ValueError(f"{path}: not a pckernels checkpoint")
+                net = cls(f["sizes"], activation=str(f["activation"]), loss=str(f["loss"]),
+                          dtype=str(f["dtype"]), seed=int(f["seed"]))
+                params = f["params"]
+        except (OSError, KeyError, EOFError) as exc:
+            raise ValueError(f"{path}: cannot read checkpoint ({exc})") from None
+        if params.shape != net.params.shape:
+            raise ValueError(f"{path}: parameter count does not match the architecture")
+        net.params[...] = params
+        return net
+
+    def __repr__(self):
+        arch = "-".join(str(s) for s in self.sizes)
+        return f"MLP({arch}, activation={self.activation!r}, loss={self.loss!r}, dtype={self.dtype})"

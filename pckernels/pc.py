@@ -1,0 +1,335 @@
+"""Predictive-coding inference through the public API (ALGORITHMS.md, sections 3.1-3.5)."""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .backprop import GradientResult, backprop_into
+from .config import get_threads
+from .kernels import pc as K
+
+VARIANTS = ("vpc", "scaled", "fpa", "zil")
+SCHEDULES = ("auto", "serial", "layers", "batch")
+INITS = {"forward": K.INIT_FORWARD, "zeros": K.INIT_ZEROS}
+_CODES = {"vpc": K.VPC, "scaled": K.VPC, "fpa": K.FPA, "zil": K.ZIL}
+
+#: Rows per chunk of the batch-parallel schedule. Fixed, so that results never depend on
+#: the number of threads.
+DEFAULT_CHUNK_ROWS = 32
+
+
+@dataclass
+class PCTrace:
+    """Per-step diagnostics, index t = 0..T (state after t steps).
+
+    Attributes
+    ----------
+    energy : array of shape (T+1,) or None
+        F = sum_b [sum_l pi_l/2 ||e_l||^2 + pi_N loss_b]; None for fpa, which has no energy.
+    error_norms : array of shape (T+1, N)
+        ||e_l|| over the batch for l = 1..N.
+    cosine : array of shape (T+1,)
+        Cosine similarity of the update-so-far with the backprop gradient (all parameters).
+    layer_cosine : array of shape (T+1, N)
+        The same per weight layer (NaN where the update or the gradient is zero).
+    """
+    energy: np.ndarray
+    error_norms: np.ndarray
+    cosine: np.ndarray
+    layer_cosine: np.ndarray
+
+
+@dataclass
+class PCResult(GradientResult):
+    """The outcome of :func:`pc_infer`; ``.dW``/``.db`` are shaped as :func:`backprop`'s.
+
+    Attributes
+    ----------
+    first_nonzero : int array of shape (L,)
+        For latent l = 1..L, the step at which its error first had a nonzero entry
+        (-1: never within T steps). Theorem 1: ``L + 1 - l`` from feedforward values.
+    converged_at : int array of shape (L,)
+        For each latent, the first step after which no step changed it by more than ``tol``
+        (-1: the last step still did). Corollary 1 counts these.
+    states, errors : lists of arrays
+        Final latents x_1..x_L and errors e_1..e_N, each (batch, n_l).
+    work : dict
+        Counts of inference VJPs and predictions computed and skipped.
+    trace : PCTrace or None
+    """
+    variant: str = ""
+    steps: int = 0
+    step_size: float = 1.0
+    first_nonzero: np.ndarray = None
+    converged_at: np.ndarray = None
+    states: list = field(default=None, repr=False)
+    errors: list = field(default=None, repr=False)
+    work: dict = None
+    trace: PCTrace = field(default=None, repr=False)
+
+
+def precisions_for(net, variant, precision_ratio=1.0, precisions=None):
+    """Per-layer precisions pi_0..pi_N (pi_0 unused) for a variant.
+
+    ``scaled``: hidden precisions ``k = precision_ratio``, output precision 1 (section 3.3).
+    ``vpc``: ``precisions`` (L + 1 values for layers 1..N) or all ones.
+    """
+    n = net.n_layers
+    pis = np.ones(n + 1, dtype=np.float64)
+    if variant == "scaled":
+        if not np.isfinite(precision_ratio) or precision_ratio <= 0:
+            raise ValueError(f"precision_ratio must be > 0, got {precision_ratio}")
+        pis[1:n] = precision_ratio
+    elif precisions is not None:
+        if variant != "vpc":
+            raise ValueError(f"precisions apply to vpc only, not {variant}")
+        p = np.asarray(precisions, dtype=np.float64)
+        if p.shape != (n,):
+            raise ValueError(f"precisions needs {n} values (layers 1..{n}), got {p.shape}")
+        if not np.all(np.isfinite(p)) or np.any(p <= 0):
+            raise ValueError("precisions must be finite and > 0")
+        pis[1:] = p
+    return pis
+
+
+def _check_args(net, variant, steps, step_size, schedule, init, chunk_rows, tol):
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
+    if isinstance(steps, bool) or int(steps) != steps or steps < 0:
+        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
+    if not np.isfinite(step_size) or step_size <= 0:
+        raise ValueError(f"step_size must be > 0, got {step_size}")
+    if variant == "zil":
+        if step_size != 1.0:
+            raise ValueError("zil requires step_size 1 (Requirement 2); got "
+                             f"{step_size}")
+        if init != "forward":
+            raise ValueError("zil requires init='forward' (Requirement 1)")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}; choose from {', '.join(INITS)}")
+    if chunk_rows is not None and chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+    if not tol >= 0:
+        raise ValueError(f"tol must be >= 0, got {tol}")
+
+
+def resolve_schedule(schedule, batch):
+    """The schedule ``auto`` stands for: batch-parallel when threads and rows allow."""
+    if schedule != "auto":
+        return schedule
+    return "batch" if get_threads() > 1 and batch > DEFAULT_CHUNK_ROWS else "serial"
+
+
+class PCWorkspace:
+    """Preallocated buffers for one network, batch size, dtype and chunking."""
+
+    def __init__(self, net, batch, n_chunks):
+        n = batch * int(np.sum(net.sizes[1:]))
+        dt = net.dtype
+        self.state = K.PCState(
+            x=np.zeros(n, dt), e=np.zeros(n, dt), pred=np.zeros(n, dt), gp=np.zeros(n, dt),
+            q=np.zeros(n, dt), v=np.zeros(n, dt), xs=np.zeros(n, dt), qs=np.zeros(n, dt),
+            info=np.zeros((n_chunks, K.N_INFO, net.n_layers + 1), np.int64),
+            loss=np.zeros(n_chunks, np.float64))
+
+    @staticmethod
+    def get(net, batch, n_chunks):
+        key = ("pc", batch, n_chunks)
+        ws = net._workspaces.get(key)
+        if ws is None:
+            ws = PCWorkspace(net, batch, n_chunks)
+            net._workspaces[key] = ws
+        return ws
+
+
+class PCRunner:
+    """Validated settings of a PC variant, reusable across batches (used by training).
+
+    :func:`pc_infer` is the one-call front end; the training loop keeps a runner so that
+    the per-batch path does no validation beyond the array checks it already did.
+    """
+
+    def __init__(self, net, variant, steps, step_size, precision_ratio=1.0, precisions=None,
+                 init="forward", schedule="auto", chunk_rows=None, skip=True, tol=1e-6):
+        _check_args(net, variant, steps, step_size, schedule, init, chunk_rows, tol)
+        self.net = net
+        self.variant = variant
+        self.steps = int(steps)
+        self.step_size = float(step_size)
+        self.init = init
+        self.schedule = schedule
+        self.chunk_rows = chunk_rows
+        self.pis = precisions_for(net, variant, precision_ratio, precisions)
+        self.opts = K.PCOpts(variant=_CODES[variant], gamma=self.step_size, pis=self.pis,
+                             tol=float(tol), skip=bool(skip))
+        self.knet = K.PCNet(params=net.params, sizes=net.sizes, codes=net.codes,
+                            loss_code=net.loss_code)
+
+    def _layout(self, batch):
+        schedule = resolve_schedule(self.schedule, batch)
+        rows = batch
+        if schedule == "batch":
+            rows = min(batch, self.chunk_rows or DEFAULT_CHUNK_ROWS)
+        return schedule, rows, (batch + rows - 1) // rows
+
+    def run(self, X, labels, targets, grad, trace_with=None):
+        """Inference on validated arrays; writes the update into ``grad`` (flat layout).
+
+        Returns ``(loss, workspace, trace)``. ``trace_with`` is the backprop gradient to
+        compare with, or None for the fused path with no per-step recording.
+        """
+        batch = X.shape[0]
+        schedule, rows, n_chunks = self._layout(batch)
+        ws = PCWorkspace.get(self.net, batch, n_chunks)
+        st = ws.state
+        data = K.PCData(X=X, labels=labels, targets=targets)
+        init = INITS[self.init]
+        loss = K._pc_init(init, rows, self.knet, data, st, self.opts)
+        if self.variant == "zil":
+            # Z-IL counts t = 0 as its first step: T steps are T - 1 state updates.
+            n_updates = max(self.steps - 1, 0)
+        else:
+            n_updates = self.steps
+        if trace_with is None:
+            self._advance(schedule, 0, n_updates, rows, data, st)
+            trace = None
+        else:
+            trace = self._traced(schedule, n_updates, rows, data, st, trace_with, grad)
+        K._pc_gradient(self.knet, data, st, self.opts, grad)
+        return loss, ws, trace
+
+    def _advance(self, schedule, t0, t1, rows, data, st):
+        if t1 <= t0:
+            return
+        if schedule == "batch":
+            K._steps_batch_parallel(t0, t1, rows, self.knet, data, st, self.opts)
+        elif schedule == "layers":
+            K._steps_layer_parallel(t0, t1, 0, data.X.shape[0], 0, self.knet, data, st,
+                                    self.opts)
+        else:
+            K._steps_serial(t0, t1, 0, data.X.shape[0], 0, self.knet, data, st, self.opts)
+
+    def _traced(self, schedule, n_updates, rows, data, st, bp_grad, grad):
+        n = self.net.n_layers
+        energy, norms, cos, layer_cos = [], [], [], []
+        bp_W, bp_b = self.net.split(bp_grad)
+        W, b = self.net.split(grad)
+
+        def record():
+            if self.variant != "fpa":
+                energy.append(K._energy(self.knet, data, st, self.opts))
+            out = np.zeros(n, dtype=np.float64)
+            K._error_norms(self.knet, data, st, out)
+            norms.append(out)
+            grad[:] = 0
+            K._pc_gradient(self.knet, data, st, self.opts, grad)
+            cos.append(cosine(grad, bp_grad))
+            layer_cos.append([cosine(np.concatenate([W[l].ravel(), b[l]]),
+                                     np.concatenate([bp_W[l].ravel(), bp_b[l]]))
+                              for l in range(n)])
+
+        record()
+        for t in range(n_updates):
+            self._advance(schedule, t, t + 1, rows, data, st)
+            record()
+        if self.variant == "zil":
+            # Z-IL's update-so-far is defined by snapshots; the last point counts too.
+            pass
+        return PCTrace(energy=np.array(energy) if energy else None,
+                       error_norms=np.array(norms), cosine=np.array(cos),
+                       layer_cosine=np.array(layer_cos, dtype=np.float64))
+
+    def summarize(self, ws, batch):
+        """first_nonzero, converged_at and work counts from the workspace's info table."""
+        info = ws.state.info
+        n = self.net.n_layers
+        first = info[:, K.I_FIRST, 1:n]
+        first = np.where(first < 0, np.iinfo(np.int64).max, first).min(axis=0)
+        first = np.where(first == np.iinfo(np.int64).max, -1, first)
+        last = info[:, K.I_LASTBIG, 1:n].max(axis=0)
+        n_updates = self.steps - 1 if self.variant == "zil" else self.steps
+        converged = np.where(last + 1 >= n_updates, -1, last + 1)
+        converged = np.where(last < 0, 0, converged)
+        vjp = int(info[:, K.I_VJP, 1:n].sum())
+        vjp_skipped = int(info[:, K.I_VJP_SKIPPED, 1:n].sum())
+        fwd = int(info[:, K.I_FWD, 1:].sum())
+        fwd_skipped = int(info[:, K.I_FWD_SKIPPED, 1:].sum())
+        total = vjp + vjp_skipped
+        work = {"vjp_computed": vjp, "vjp_skipped": vjp_skipped,
+                "forward_computed": fwd, "forward_skipped": fwd_skipped,
+                "skipped_fraction": (vjp_skipped + fwd_skipped) / max(total + fwd + fwd_skipped, 1),
+                "chunks": int(info.shape[0])}
+        return first.astype(np.int64), converged.astype(np.int64), work
+
+
+def cosine(a, b):
+    """Cosine similarity of two flat vectors; NaN if either is zero."""
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    if na == 0 or nb == 0:
+        return float("nan")
+    return float(a @ b / (na * nb))
+
+
+def pc_infer(net, X, y, variant, steps, step_size, precision_ratio=1.0, *, precisions=None,
+             init="forward", schedule="auto", chunk_rows=None, skip=True, tol=1e-6,
+             trace=False):
+    """Run T steps of predictive-coding inference and return the parameter update.
+
+    Parameters
+    ----------
+    net : MLP
+    X : array of shape (batch, n_0)
+    y : array of shape (batch,) of labels, or (batch, n_N) targets for ``mse``
+    variant : {"vpc", "scaled", "fpa", "zil"}
+    steps : int
+        T, the number of inference steps (zil: points t = 0..T-1; T = L + 1 matches backprop).
+    step_size : float
+        gamma; zil requires 1.
+    precision_ratio : float
+        ``scaled`` only: k, the hidden precisions (output precision 1).
+    precisions : sequence of float, optional
+        ``vpc`` only: pi_1..pi_N.
+    init : {"forward", "zeros"}
+        Initial latents (vpc/scaled); fpa and zil always start at the feedforward values.
+    schedule : {"auto", "serial", "layers", "batch"}
+        Parallel schedule: ``prange`` over layers, over chunks of the batch, or none.
+    chunk_rows : int, optional
+        Rows per chunk of the batch schedule (default 32).
+    skip : bool
+        Skip work that provably changes nothing (bit-identical results); False runs every
+        layer at every step, the cost the paper's model counts.
+    tol : float
+        Convergence tolerance on the largest per-step change of a layer.
+    trace : bool
+        Record per-step energy, error norms and cosines with backprop (slower).
+
+    Returns
+    -------
+    PCResult
+    """
+    runner = PCRunner(net, variant, steps, step_size, precision_ratio, precisions, init,
+                      schedule, chunk_rows, skip, tol)
+    X = net.check_input(X)
+    labels, targets = net.check_targets(y, X.shape[0])
+    grad = net.zeros_like_params()
+    bp_grad = None
+    if trace:
+        bp_grad = net.zeros_like_params()
+        backprop_into(net, X, labels, targets, bp_grad)
+    loss, ws, tr = runner.run(X, labels, targets, grad, trace_with=bp_grad)
+    first, converged, work = runner.summarize(ws, X.shape[0])
+    st = ws.state
+    from .kernels.network import _layer
+    B, n = X.shape[0], net.n_layers
+    errors = [_layer(st.e, net.sizes, B, l).copy() for l in range(1, n + 1)]
+    if variant == "fpa":
+        states = [_layer(st.pred, net.sizes, B, l) + errors[l - 1] for l in range(1, n)]
+    else:
+        states = [_layer(st.x, net.sizes, B, l).copy() for l in range(1, n)]
+    dW, db = net.split(grad)
+    return PCResult(loss=float(loss), grad=grad, dW=dW, db=db, variant=variant,
+                    steps=int(steps), step_size=float(step_size), first_nonzero=first,
+                    converged_at=converged, states=states, errors=errors, work=work, trace=tr)
