@@ -97,7 +97,7 @@ class DataError(ValueError):
     """A dataset is missing, malformed or invalid; the message is one line naming the file."""
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)
 class Dataset:
     """A train/test classification dataset, validated.
 
