@@ -10,3 +10,10 @@ from .backprop import backprop, GradientResult
 from .config import set_threads, get_threads
 
 __all__ = ["MLP", "backprop", "GradientResult", "set_threads", "get_threads", "__version__"]
+
+from .pc import pc_infer, PCResult, PCTrace, VARIANTS
+from .training import train, History, PCSettings, DivergenceError
+from .data import load_dataset, Dataset, DataError
+
+__all__ += ["pc_infer", "PCResult", "PCTrace", "VARIANTS", "train", "History", "PCSettings",
+            "DivergenceError", "load_dataset", "Dataset", "DataError"]

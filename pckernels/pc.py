@@ -6,6 +6,7 @@ import numpy as np
 from .backprop import GradientResult, backprop_into
 from .config import get_threads
 from .kernels import pc as K
+from .kernels.network import _layer, _layer_cosines
 
 VARIANTS = ("vpc", "scaled", "fpa", "zil")
 SCHEDULES = ("auto", "serial", "layers", "batch")
@@ -30,7 +31,7 @@ class PCTrace:
     cosine : array of shape (T+1,)
         Cosine similarity of the update-so-far with the backprop gradient (all parameters).
     layer_cosine : array of shape (T+1, N)
-        The same per weight layer (NaN where the update or the gradient is zero).
+        The same per weight layer (0 where the update or the gradient is zero).
     """
     energy: np.ndarray
     error_norms: np.ndarray
@@ -119,6 +120,15 @@ def resolve_schedule(schedule, batch):
     if schedule != "auto":
         return schedule
     return "batch" if get_threads() > 1 and batch > DEFAULT_CHUNK_ROWS else "serial"
+
+
+def default_step_size(variant, precision_ratio=1.0):
+    """The step size the CLI uses when none is given: 1, or 0.5/k for ``scaled``.
+
+    ``scaled`` multiplies the hidden precisions by k, so the stable step shrinks as 1/k
+    (a step of 1/k already sits on the edge of oscillation).
+    """
+    return 0.5 / precision_ratio if variant == "scaled" else 1.0
 
 
 class PCWorkspace:
@@ -213,8 +223,6 @@ class PCRunner:
     def _traced(self, schedule, n_updates, rows, data, st, bp_grad, grad):
         n = self.net.n_layers
         energy, norms, cos, layer_cos = [], [], [], []
-        bp_W, bp_b = self.net.split(bp_grad)
-        W, b = self.net.split(grad)
 
         def record():
             if self.variant != "fpa":
@@ -222,20 +230,15 @@ class PCRunner:
             out = np.zeros(n, dtype=np.float64)
             K._error_norms(self.knet, data, st, out)
             norms.append(out)
-            grad[:] = 0
             K._pc_gradient(self.knet, data, st, self.opts, grad)
-            cos.append(cosine(grad, bp_grad))
-            layer_cos.append([cosine(np.concatenate([W[l].ravel(), b[l]]),
-                                     np.concatenate([bp_W[l].ravel(), bp_b[l]]))
-                              for l in range(n)])
+            per_layer = np.zeros(n, dtype=np.float64)
+            cos.append(_layer_cosines(grad, bp_grad, self.net.sizes, per_layer))
+            layer_cos.append(per_layer)
 
         record()
         for t in range(n_updates):
             self._advance(schedule, t, t + 1, rows, data, st)
             record()
-        if self.variant == "zil":
-            # Z-IL's update-so-far is defined by snapshots; the last point counts too.
-            pass
         return PCTrace(energy=np.array(energy) if energy else None,
                        error_norms=np.array(norms), cosine=np.array(cos),
                        layer_cosine=np.array(layer_cos, dtype=np.float64))
@@ -264,12 +267,12 @@ class PCRunner:
 
 
 def cosine(a, b):
-    """Cosine similarity of two flat vectors; NaN if either is zero."""
+    """Cosine similarity of two flat vectors; 0 if either is zero."""
     a = np.asarray(a, dtype=np.float64).ravel()
     b = np.asarray(b, dtype=np.float64).ravel()
     na, nb = np.linalg.norm(a), np.linalg.norm(b)
     if na == 0 or nb == 0:
-        return float("nan")
+        return 0.0
     return float(a @ b / (na * nb))
 
 
@@ -322,7 +325,6 @@ def pc_infer(net, X, y, variant, steps, step_size, precision_ratio=1.0, *, preci
     loss, ws, tr = runner.run(X, labels, targets, grad, trace_with=bp_grad)
     first, converged, work = runner.summarize(ws, X.shape[0])
     st = ws.state
-    from .kernels.network import _layer
     B, n = X.shape[0], net.n_layers
     errors = [_layer(st.e, net.sizes, B, l).copy() for l in range(1, n + 1)]
     if variant == "fpa":

@@ -9,6 +9,8 @@ State layout (shared by every kernel that touches a network):
 - activation-shaped buffers (``hbuf``, ``dbuf``): layers 1..N, each (batch, n_l), stacked
   flat; ``_layer(buf, sizes, batch, l)`` returns layer ``l``'s view.
 """
+import numpy as np
+
 from ..config import jit
 from .dense import _dense_forward, _vjp_dense_input, _vjp_dense_params, _backprop_through_activation
 from .losses import _loss_grad
@@ -87,3 +89,33 @@ def _backprop_net(X, labels, targets, loss_code, params, sizes, codes, hbuf, dbu
                        _layer(dbuf, sizes, batch, n_layers))
     _backward_net(X, params, sizes, codes, hbuf, dbuf, grad)
     return total / batch
+
+
+@jit
+def _layer_cosines(a, b, sizes, out):
+    """Cosine of a and b (flat parameter layout) per weight layer into out[l]; returns the global one.
+
+    A zero vector has cosine 0 with anything (an update that moves nothing is not aligned).
+    """
+    n_layers = sizes.shape[0] - 1
+    dot_all = 0.0
+    na_all = 0.0
+    nb_all = 0.0
+    off = 0
+    for l in range(n_layers):
+        size = sizes[l] * sizes[l + 1] + sizes[l + 1]
+        dot = 0.0
+        na = 0.0
+        nb = 0.0
+        for i in range(off, off + size):
+            ai = float(a[i])
+            bi = float(b[i])
+            dot += ai * bi
+            na += ai * ai
+            nb += bi * bi
+        out[l] = dot / np.sqrt(na * nb) if na > 0 and nb > 0 else 0.0
+        dot_all += dot
+        na_all += na
+        nb_all += nb
+        off += size
+    return dot_all / np.sqrt(na_all * nb_all) if na_all > 0 and nb_all > 0 else 0.0

@@ -1,0 +1,1 @@
+"""The ``pck`` command line (installed as the package ``pckernels_cli``)."""

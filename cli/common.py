@@ -1,0 +1,113 @@
+"""Options and parsing shared by the ``pck`` subcommands. No numerics here."""
+import sys
+
+import click
+
+from pckernels.kernels import ACTIVATIONS, LOSSES
+from pckernels.model import DTYPES
+from pckernels.pc import INITS, SCHEDULES
+from pckernels.training import ALGORITHMS, OPTIMIZERS
+
+
+def parse_hidden(text):
+    """``64x5`` -> [64]*5, ``128,64`` -> [128, 64], ``none`` -> []."""
+    text = (text or "").strip().lower()
+    if text in ("", "none", "0x0"):
+        return []
+    try:
+        if "x" in text:
+            width, depth = text.split("x")
+            widths = [int(width)] * int(depth)
+        else:
+            widths = [int(w) for w in text.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: use WIDTHxDEPTH (64x5) or a list (128,64)",
+                                 param_hint="--hidden") from None
+    if any(w < 1 for w in widths):
+        raise click.BadParameter(f"{text!r}: every width must be >= 1", param_hint="--hidden")
+    return widths
+
+
+def positive(kind=float):
+    def check(ctx, param, value):
+        if value is not None and not value > 0:
+            raise click.BadParameter(f"must be > 0, got {value}")
+        return value
+    return check
+
+
+def data_options(f):
+    """--dataset, --data-dir."""
+    f = click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+                     help="Folder with the IDX files (else $PCK_DATA_DIR, "
+                          "/usr/share/datasets/NAME, then the user cache).")(f)
+    f = click.option("--dataset", default="digits", show_default=True,
+                     help="digits, mnist, fashion-mnist, or a path to an .npz with X and y.")(f)
+    return f
+
+
+def model_options(f):
+    """Architecture and numerics options."""
+    f = click.option("--threads", type=click.IntRange(min=1), default=None,
+                     help="Threads for Numba kernels and BLAS (default: all cores).")(f)
+    f = click.option("--dtype", type=click.Choice(DTYPES), default="float32",
+                     show_default=True)(f)
+    f = click.option("--loss", type=click.Choice(sorted(LOSSES)), default="nll",
+                     show_default=True, help="nll: log-softmax + NLL; mse: 1/2 squared error.")(f)
+    f = click.option("--activation", type=click.Choice(sorted(ACTIVATIONS)), default="tanh",
+                     show_default=True, help="Hidden-layer activation.")(f)
+    f = click.option("--hidden", default="64x2", show_default=True,
+                     help="Hidden widths: WIDTHxDEPTH (64x5), a list (128,64) or none.")(f)
+    return f
+
+
+def pc_options(f):
+    """The algorithm and its inference settings."""
+    opts = [
+        click.option("--tol", type=float, default=1e-6, show_default=True,
+                     help="Convergence tolerance of inference (reported, not a stop rule)."),
+        click.option("--no-skip", is_flag=True,
+                     help="Run every layer at every step (no skipping of provably "
+                          "unchanged work): the full cost of the paper's model."),
+        click.option("--schedule", type=click.Choice(SCHEDULES), default="auto",
+                     show_default=True,
+                     help="Parallel schedule of inference: over layers, over chunks of "
+                          "the batch, or serial."),
+        click.option("--init", "pc_init", type=click.Choice(sorted(INITS)), default="forward",
+                     show_default=True, help="Initial latents (vpc, scaled)."),
+        click.option("--precision-ratio", type=float, default=1.0, show_default=True,
+                     callback=positive(), help="scaled: k, the hidden precisions."),
+        click.option("--step-size", type=float, default=None, callback=positive(),
+                     help="Inference step size gamma [default: 1; 0.5/k for scaled]."),
+        click.option("--steps", type=click.IntRange(min=0), default=None,
+                     help="Inference steps T [default: L; L+1 for zil]."),
+        click.option("--algo", type=click.Choice(ALGORITHMS), default="bp", show_default=True,
+                     help="bp (backprop) or a predictive-coding variant."),
+    ]
+    for o in opts:
+        f = o(f)
+    return f
+
+
+def optimizer_options(f):
+    opts = [
+        click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0,
+                     show_default=True),
+        click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.9,
+                     show_default=True, help="SGD momentum."),
+        click.option("--lr", type=float, default=0.05, show_default=True, callback=positive(),
+                     help="Learning rate."),
+        click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="sgd",
+                     show_default=True),
+    ]
+    for o in opts:
+        f = o(f)
+    return f
+
+
+def echo_err(msg):
+    click.echo(msg, err=True)
+
+
+def is_tty():
+    return sys.stderr.isatty()

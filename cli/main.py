@@ -1,0 +1,193 @@
+"""``pck``: train, time and compare backprop and predictive coding on the CPU."""
+import importlib
+import sys
+import time
+
+import click
+
+import pckernels
+from pckernels.config import set_threads
+from pckernels.data import DataError, load_dataset, train_val_split
+from pckernels.io import atomic_write_json, environment
+from pckernels.model import MLP
+from pckernels.training import DivergenceError, History, PCSettings, train
+
+from .common import (data_options, is_tty, model_options, optimizer_options, parse_hidden,
+                     pc_options)
+
+
+class LazyGroup(click.Group):
+    """Imports a subcommand's module only when that subcommand is used."""
+
+    lazy = {
+        "bench": ("pckernels_cli.bench", "bench"),
+        "complexity": ("pckernels_cli.bench", "complexity"),
+        "sweep": ("pckernels_cli.sweep", "sweep"),
+        "plot": ("pckernels_cli.sweep", "plot"),
+    }
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
+
+    def get_command(self, ctx, name):
+        if name in self.lazy:
+            module, attr = self.lazy[name]
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(pckernels.__version__, prog_name="pck")
+def cli():
+    """Backpropagation and predictive coding on the CPU with hand-written Numba kernels."""
+
+
+def load_split(dataset, data_dir, val_fraction, seed):
+    """Dataset plus a validation split carved from its training set, or a click error."""
+    try:
+        ds = load_dataset(dataset, data_dir=data_dir)
+    except DataError as exc:
+        raise click.ClickException(str(exc)) from None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--dataset") from None
+    X_tr, y_tr, X_val, y_val = train_val_split(ds.X_train, ds.y_train, val_fraction, seed)
+    return ds, X_tr, y_tr, X_val, y_val
+
+
+def _row(cells, widths):
+    return "  ".join(str(c).rjust(w) for c, w in zip(cells, widths))
+
+
+@cli.command("train")
+@data_options
+@model_options
+@pc_options
+@optimizer_options
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1,
+              show_default=True, help="Share of the training set held out for validation.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of initialisation, shuffling and the validation split.")
+@click.option("--cosine", is_flag=True,
+              help="Log the mean cosine similarity of each update with backprop's gradient "
+                   "(at the same weights, before the update).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="Write a machine-readable summary here.")
+@click.option("--save", type=click.Path(dir_okay=False), default=None,
+              help="Save the trained network (.npz).")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar [default: on when stderr is a terminal].")
+def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, algo, steps,
+              step_size, precision_ratio, pc_init, schedule, no_skip, tol, optimizer, lr,
+              momentum, weight_decay, batch_size, epochs, val_fraction, seed, cosine,
+              json_path, save, progress):
+    """Train an MLP with backprop or a predictive-coding variant.
+
+    With no options: a 64x2 tanh MLP trained by backprop on scikit-learn's digits.
+    """
+    if threads:
+        try:
+            set_threads(threads)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--threads") from None
+    widths = parse_hidden(hidden)
+    ds, X_tr, y_tr, X_val, y_val = load_split(dataset, data_dir, val_fraction, seed)
+    sizes = [ds.n_features] + widths + [ds.n_classes]
+    try:
+        net = MLP(sizes, activation=activation, loss=loss, dtype=dtype, seed=seed)
+        pc = PCSettings(steps=steps, step_size=step_size, precision_ratio=precision_ratio,
+                        init=pc_init, schedule=schedule, skip=not no_skip, tol=tol)
+        resolved = pc.resolved(algo, len(widths)) if algo != "bp" else None
+        if resolved is not None:
+            from pckernels.pc import PCRunner
+            PCRunner(net, algo, resolved.steps, resolved.step_size, resolved.precision_ratio,
+                     init=resolved.init, schedule=resolved.schedule, tol=resolved.tol)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+    config = {"dataset": ds.name, "source": ds.source, "sizes": sizes,
+              "activation": activation, "loss": loss, "dtype": dtype, "algo": algo,
+              "optimizer": optimizer, "lr": lr, "momentum": momentum,
+              "weight_decay": weight_decay, "batch_size": batch_size, "epochs": epochs,
+              "val_fraction": val_fraction, "seed": seed, "cosine": cosine,
+              "n_train": int(len(y_tr)), "n_val": int(len(y_val)), "n_test": int(len(ds.y_test))}
+    if resolved is not None:
+        config["pc"] = {"steps": resolved.steps, "step_size": resolved.step_size,
+                        "precision_ratio": resolved.precision_ratio, "init": resolved.init,
+                        "schedule": resolved.schedule, "skip": resolved.skip,
+                        "tol": resolved.tol}
+    desc = f"{algo}" + (f" T={resolved.steps} step={resolved.step_size:g}" if resolved else "")
+    click.echo(f"{ds.name}: {len(y_tr)} train / {len(y_val)} val / {len(ds.y_test)} test, "
+               f"MLP {'-'.join(map(str, sizes))} {activation}, {desc}, {dtype}")
+    cols = ["epoch", "loss", "val_acc", "test_acc", "seconds", "samples/s"]
+    widths_ = [5, 9, 8, 8, 8, 10]
+    if cosine:
+        cols.append("cosine")
+        widths_.append(8)
+    click.echo(_row(cols, widths_))
+
+    show_bar = is_tty() if progress is None else progress
+    bar = None
+
+    def on_batch(n):
+        if bar is not None:
+            bar.update(n)
+
+    def on_epoch(m):
+        nonlocal bar
+        if bar is not None:
+            bar.render_finish()
+        cells = [m.epoch, f"{m.train_loss:.4f}", f"{m.val_accuracy:.4f}",
+                 f"{m.test_accuracy:.4f}", f"{m.seconds:.2f}", f"{m.samples_per_s:,.0f}"]
+        if cosine:
+            cells.append(f"{m.cosine:.4f}")
+        click.echo(_row(cells, widths_))
+        if show_bar and m.epoch < epochs:
+            bar = click.progressbar(length=len(y_tr), label=f"epoch {m.epoch + 1}",
+                                    file=sys.stderr)
+
+    if show_bar:
+        bar = click.progressbar(length=len(y_tr), label="epoch 1", file=sys.stderr)
+    history = History()
+    status, error = "completed", None
+    start = time.perf_counter()
+    try:
+        train(net, X_tr, y_tr, X_val, y_val, ds.X_test, ds.y_test, algo=algo, pc=pc,
+              epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
+              momentum=momentum, weight_decay=weight_decay, seed=seed, cosine=cosine,
+              history=history, on_batch=on_batch, on_epoch=on_epoch)
+    except DivergenceError as exc:
+        status, error = "diverged", str(exc)
+    except KeyboardInterrupt:
+        status, error = "interrupted", "interrupted by the user"
+    finally:
+        if bar is not None and status != "completed":
+            bar.render_finish()
+    wall = time.perf_counter() - start
+    final = history.final
+    summary = {"status": status, "error": error, "config": config,
+               "epochs": history.as_dicts(),
+               "final_test_accuracy": final.test_accuracy if final else None,
+               "final_val_accuracy": final.val_accuracy if final else None,
+               "timing": {"wall_seconds": wall,
+                          "train_seconds": sum(e.seconds for e in history.epochs),
+                          "first_epoch_seconds": history.epochs[0].seconds if final else None},
+               "environment": environment()}
+    if json_path:
+        atomic_write_json(json_path, summary)
+    if save and status == "completed":
+        net.save(save)
+    if status != "completed":
+        raise click.ClickException(error + (f" (partial results in {json_path})"
+                                            if json_path and final else ""))
+    click.echo(f"test accuracy: {final.test_accuracy:.4f}  "
+               f"({sum(e.seconds for e in history.epochs):.2f} s training)")
+
+
+def main():
+    cli(prog_name="pck")
+
+
+if __name__ == "__main__":
+    main()
