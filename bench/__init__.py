@@ -1,0 +1,1 @@
+"""Benchmark harness and the baselines pckernels is compared against."""
