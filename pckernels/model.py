@@ -215,6 +215,8 @@ class MLP:
                          activation=np.array(self.activation), loss=np.array(self.loss),
                          dtype=np.array(str(self.dtype)), seed=np.array(self.seed),
                          format=np.array("pckernels-mlp-1"))
+                f.flush()
+                os.fsync(f.fileno())
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):
@@ -223,16 +225,32 @@ class MLP:
 
     @classmethod
     def load(cls, path):
-        """Read a network written by :meth:`save`."""
+        """Read a network written by :meth:`save`.
+
+        Raises ``ValueError`` (naming the file) for anything that is not a readable
+        pckernels checkpoint: a missing, truncated or corrupt file, another .npz or .npy.
+        """
         try:
-            with np.load(os.fspath(path), allow_pickle=False) as f:
+            f = np.load(os.fspath(path), allow_pickle=False)
+            if not isinstance(f, np.lib.npyio.NpzFile):
+                raise ValueError("a single .npy array, not an .npz archive")
+            with f:
                 if "format" not in f or str(f["format"]) != "pckernels-mlp-1":
-                    raise ValueError(f"{path}: not a pckernels checkpoint")
-                net = cls(f["sizes"], activation=str(f["activation"]), loss=str(f["loss"]),
-                          dtype=str(f["dtype"]), seed=int(f["seed"]))
+                    raise ValueError("not a pckernels checkpoint")
+                sizes = f["sizes"]
+                if sizes.ndim != 1 or sizes.dtype.kind not in "iu":
+                    raise ValueError(f"sizes must be a 1-D integer array, got {sizes!r}")
+                arch = dict(activation=str(f["activation"]), loss=str(f["loss"]),
+                            dtype=str(f["dtype"]), seed=int(f["seed"]))
                 params = f["params"]
-        except (OSError, KeyError, EOFError) as exc:
-            raise ValueError(f"{path}: cannot read checkpoint ({exc})") from None
+        except Exception as exc:  # np.load reports bad files with many exception types
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            reason = reason.splitlines()[0] if reason else type(exc).__name__
+            raise ValueError(f"{path}: cannot read checkpoint ({reason})") from None
+        try:
+            net = cls(sizes, **arch)
+        except ValueError as exc:
+            raise ValueError(f"{path}: invalid checkpoint ({exc})") from None
         if params.shape != net.params.shape:
             raise ValueError(f"{path}: parameter count does not match the architecture")
         net.params[...] = params
