@@ -53,3 +53,24 @@ def set_threads(n):
 def get_threads():
     """Number of threads Numba's parallel kernels currently use."""
     return numba.get_num_threads()
+
+
+_blas_serial = False
+
+
+def ensure_blas_serial():
+    """Make BLAS single-threaded (once per process) before a parallel schedule runs.
+
+    The ``layers`` and ``batch`` schedules call BLAS from inside Numba's worker threads;
+    a multi-threaded BLAS there would start threads of its own on the same cores. The
+    setting is process-wide and stays: pckernels' parallelism then comes from ``prange``.
+    """
+    global _blas_serial
+    if _blas_serial:
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(1, user_api="blas")
+    except ImportError:
+        pass
+    _blas_serial = True

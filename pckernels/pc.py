@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .backprop import GradientResult, backprop_into
-from .config import get_threads
+from .config import ensure_blas_serial, get_threads
 from .kernels import pc as K
 from .kernels.network import _layer, _layer_cosines
 
@@ -212,6 +212,8 @@ class PCRunner:
     def _advance(self, schedule, t0, t1, rows, data, st):
         if t1 <= t0:
             return
+        if schedule != "serial":
+            ensure_blas_serial()
         if schedule == "batch":
             K._steps_batch_parallel(t0, t1, rows, self.knet, data, st, self.opts)
         elif schedule == "layers":

@@ -33,19 +33,17 @@ def _vjp_dense_input(delta, W, out):
 
 
 @jit
-def _vjp_dense_params(h, delta, scale, dW, db):
-    """dW = scale * h^T delta, db = scale * sum_b delta: the parameter-side VJP (eq. 2.5)."""
+def _vjp_dense_params(h, delta, dW, db):
+    """dW = h^T delta, db = sum_b delta: the parameter-side VJP (eq. 2.5).
+
+    Callers fold the batch-mean factor 1/B into delta beforehand (it is B x n_out, far
+    smaller than dW), so no extra pass over dW is needed.
+    """
     np.dot(h.T, delta, dW)
-    s = dW.dtype.type(scale)
-    flat = dW.reshape(-1)
-    for i in range(flat.size):
-        flat[i] *= s
     db[:] = 0
     for i in range(delta.shape[0]):
         for j in range(delta.shape[1]):
             db[j] += delta[i, j]
-    for j in range(db.shape[0]):
-        db[j] *= s
 
 
 @jit

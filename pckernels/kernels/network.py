@@ -62,19 +62,19 @@ def _forward_net(X, params, sizes, codes, hbuf):
 
 @jit
 def _backward_net(X, params, sizes, codes, hbuf, dbuf, grad):
-    """Backpropagate d_N (already in dbuf's last layer) to gradients of the mean loss.
+    """Backpropagate d_N / B (already in dbuf's last layer) to gradients of the mean loss.
 
     Eq. 2.3-2.5: delta_l = d_{l+1} * g_l', dW_l = h_l^T delta_l / B, d_l = delta_l W_l^T.
-    Overwrites dbuf with the deltas; d_0 is never computed.
+    The 1/B of the mean rides along in the deltas. Overwrites dbuf with the deltas; d_0 is
+    never computed.
     """
     batch = X.shape[0]
     n_layers = sizes.shape[0] - 1
-    scale = 1.0 / batch
     for l in range(n_layers - 1, -1, -1):
         delta = _layer(dbuf, sizes, batch, l + 1)
         _backprop_through_activation(delta, _layer(hbuf, sizes, batch, l + 1), codes[l])
         h = X if l == 0 else _layer(hbuf, sizes, batch, l)
-        _vjp_dense_params(h, delta, scale, _weight(grad, sizes, l), _bias(grad, sizes, l))
+        _vjp_dense_params(h, delta, _weight(grad, sizes, l), _bias(grad, sizes, l))
         if l > 0:
             _vjp_dense_input(delta, _weight(params, sizes, l), _layer(dbuf, sizes, batch, l))
 
@@ -85,8 +85,12 @@ def _backprop_net(X, labels, targets, loss_code, params, sizes, codes, hbuf, dbu
     batch = X.shape[0]
     n_layers = sizes.shape[0] - 1
     _forward_net(X, params, sizes, codes, hbuf)
-    total = _loss_grad(_layer(hbuf, sizes, batch, n_layers), labels, targets, loss_code,
-                       _layer(dbuf, sizes, batch, n_layers))
+    d_out = _layer(dbuf, sizes, batch, n_layers)
+    total = _loss_grad(_layer(hbuf, sizes, batch, n_layers), labels, targets, loss_code, d_out)
+    inv_batch = d_out.dtype.type(1.0 / batch)
+    for i in range(batch):
+        for j in range(d_out.shape[1]):
+            d_out[i, j] *= inv_batch
     _backward_net(X, params, sizes, codes, hbuf, dbuf, grad)
     return total / batch
 

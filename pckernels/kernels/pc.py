@@ -345,32 +345,36 @@ def _pc_gradient(net, data, st, opts, grad):
     """The parameter update as a gradient of the mean loss (sign and scale of backprop).
 
     dW_l = -x_l^T (pi_{l+1} e_{l+1} * g_l') / B with x_l the final states (vpc), the
-    feedforward values mu_l (fpa) or the Requirement-3 snapshots (zil).
+    feedforward values mu_l (fpa) or the Requirement-3 snapshots (zil). The factor -1/B
+    is folded into the (batch, n_{l+1}) factor before the product.
     """
     X = data.X
     batch = X.shape[0]
     sizes = net.sizes
     n_layers = sizes.shape[0] - 1
-    scale = -1.0 / batch
     for l in range(n_layers):
+        q = _layer(st.q, sizes, batch, l + 1)
+        scale = q.dtype.type(-1.0 / batch)
         if opts.variant == ZIL:
-            q = _layer(st.qs, sizes, batch, l + 1)
-            xin = X if l == 0 else _layer(st.xs, sizes, batch, l)
-        else:
-            q = _layer(st.q, sizes, batch, l + 1)
-            e = _layer(st.e, sizes, batch, l + 1)
-            gp = _layer(st.gp, sizes, batch, l + 1)
-            pi = q.dtype.type(opts.pis[l + 1])
+            qs = _layer(st.qs, sizes, batch, l + 1)
             for i in range(q.shape[0]):
                 for j in range(q.shape[1]):
-                    q[i, j] = pi * e[i, j] * gp[i, j]
+                    q[i, j] = scale * qs[i, j]
+            xin = X if l == 0 else _layer(st.xs, sizes, batch, l)
+        else:
+            e = _layer(st.e, sizes, batch, l + 1)
+            gp = _layer(st.gp, sizes, batch, l + 1)
+            factor = scale * q.dtype.type(opts.pis[l + 1])
+            for i in range(q.shape[0]):
+                for j in range(q.shape[1]):
+                    q[i, j] = factor * e[i, j] * gp[i, j]
             if l == 0:
                 xin = X
             elif opts.variant == FPA:
                 xin = _layer(st.pred, sizes, batch, l)
             else:
                 xin = _layer(st.x, sizes, batch, l)
-        _vjp_dense_params(xin, q, scale, _weight(grad, sizes, l), _bias(grad, sizes, l))
+        _vjp_dense_params(xin, q, _weight(grad, sizes, l), _bias(grad, sizes, l))
 
 
 @jit
