@@ -28,8 +28,8 @@ class Optimizer:
             raise ValueError(f"lr must be > 0, got {lr}")
         if not 0 <= momentum < 1:
             raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
-        if not weight_decay >= 0:
-            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+        if not (np.isfinite(weight_decay) and weight_decay >= 0):
+            raise ValueError(f"weight_decay must be finite and >= 0, got {weight_decay}")
         self.net, self.name, self.lr, self.momentum = net, name, float(lr), float(momentum)
         self.weight_decay, self.betas, self.eps = float(weight_decay), betas, float(eps)
         self.state1 = net.zeros_like_params()
@@ -150,7 +150,9 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
     Raises
     ------
     DivergenceError
-        When a batch loss is not finite (the parameters are left as they were before it).
+        When a batch loss or the parameters become non-finite. The parameters are restored
+        to the last finite values before the failing batch (or before the batch whose
+        update made them non-finite).
     """
     if int(epochs) != epochs or epochs < 1:
         raise ValueError(f"epochs must be an integer >= 1, got {epochs}")
@@ -169,7 +171,10 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
     Xs = np.empty_like(X_train)
     ls = np.empty_like(labels_all)
     ts = np.empty_like(targets_all)
-    backup = np.empty_like(net.params)
+    # Parameters before the current and before the previous batch: a non-finite loss is
+    # seen one batch after the update that caused it when that update itself overflowed.
+    backup, backup_prev = net.params.copy(), net.params.copy()
+    last_batch = None
     for epoch in range(1, int(epochs) + 1):
         start = time.perf_counter()
         perm = rng.permutation(n)
@@ -185,13 +190,20 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
             Xb = Xs[b0:b1]
             lb = ls[b0:b1] if ls.size else ls
             tb = ts[b0:b1] if ts.size else ts
+            backup, backup_prev = backup_prev, backup
             backup[:] = net.params
             loss = grad_fn(Xb, lb, tb, grad)
             if not np.isfinite(loss):
-                net.params[:] = backup
-                raise DivergenceError(
-                    f"loss became {loss} at epoch {epoch}, batch {b0 // batch_size + 1}; "
-                    f"try a smaller learning rate (lr={lr})")
+                batch_no = b0 // batch_size + 1
+                if np.all(np.isfinite(backup)):
+                    net.params[:] = backup
+                    what = f"loss became {loss} at epoch {epoch}, batch {batch_no}"
+                else:
+                    net.params[:] = backup_prev
+                    what = (f"the update of epoch {last_batch[0]}, batch {last_batch[1]} "
+                            "made the parameters non-finite")
+                raise DivergenceError(f"{what}; try a smaller learning rate (lr={lr})")
+            last_batch = (epoch, b0 // batch_size + 1)
             if bp_grad is not None:
                 backprop_into(net, Xb, lb, tb, bp_grad)
                 cos_sum += _layer_cosines(grad, bp_grad, net.sizes, layer_cos)
@@ -203,7 +215,9 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
                 on_batch(b1 - b0)
         seconds = time.perf_counter() - start
         if not np.all(np.isfinite(net.params)):
-            raise DivergenceError(f"parameters became non-finite in epoch {epoch}")
+            net.params[:] = backup
+            raise DivergenceError(f"parameters became non-finite at the last batch of epoch "
+                                  f"{epoch}; try a smaller learning rate (lr={lr})")
         m = EpochMetrics(
             epoch=epoch, train_loss=total / n,
             val_accuracy=accuracy(net, X_val, y_val) if X_val is not None else float("nan"),
