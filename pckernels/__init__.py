@@ -17,3 +17,6 @@ from .data import load_dataset, Dataset, DataError
 
 __all__ += ["pc_infer", "PCResult", "PCTrace", "VARIANTS", "train", "History", "PCSettings",
             "DivergenceError", "load_dataset", "Dataset", "DataError"]
+
+from .estimator import PCClassifier
+__all__ += ["PCClassifier"]
