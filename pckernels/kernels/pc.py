@@ -161,21 +161,23 @@ def _vpc_update_layer(l, t, r0, r1, chunk, net, data, st, opts):
     else:
         v[:, :] = 0
         info[I_VJP_SKIPPED, l] += 1
-    changed = False
-    big = 0.0
+    big = _axpy_change(x, v, e, gamma, -gamma * pi_own)
+    info[I_XCHANGED, l] = big > 0
+    if big > opts.tol:
+        info[I_LASTBIG, l] = t
+
+
+@jit
+def _axpy_change(x, a, b, alpha, beta):
+    """x += alpha a + beta b in place; returns max |change| (branch-free, vectorisable)."""
+    big = x.dtype.type(0.0)
     for i in range(x.shape[0]):
         for j in range(x.shape[1]):
             old = x[i, j]
-            new = old + gamma * (v[i, j] - pi_own * e[i, j])
+            new = old + (alpha * a[i, j] + beta * b[i, j])
             x[i, j] = new
-            if new != old:
-                changed = True
-                d = abs(new - old)
-                if d > big:
-                    big = d
-    info[I_XCHANGED, l] = changed
-    if big > opts.tol:
-        info[I_LASTBIG, l] = t
+            big = max(big, abs(new - old))
+    return big
 
 
 @jit
@@ -220,28 +222,29 @@ def _fpa_update_layer(l, t, r0, r1, chunk, net, data, st, opts):
     e = _rows(st.e, sizes, batch, l, r0, r1)
     v = _rows(st.v, sizes, batch, l, r0, r1)
     t_ = e.dtype.type
-    gamma = t_(opts.gamma)
-    zero = t_(0.0)
-    exact = opts.gamma == 1.0
-    changed = False
-    nonzero = False
-    big = 0.0
-    for i in range(e.shape[0]):
-        for j in range(e.shape[1]):
-            old = e[i, j]
-            vij = v[i, j] if action == ACT_FULL else zero
-            new = vij if exact else old + gamma * (vij - old)
-            e[i, j] = new
-            if new != 0:
-                nonzero = True
-            if new != old:
-                changed = True
-                d = abs(new - old)
-                if d > big:
-                    big = d
-    info[I_ECHANGED, l] = changed
-    info[I_NONZERO, l] = nonzero
-    if nonzero and info[I_FIRST, l] < 0:
+    if action == ACT_DECAY:
+        v[:, :] = 0
+    big = t_(0.0)
+    nonzero = 0
+    if opts.gamma == 1.0:
+        for i in range(e.shape[0]):
+            for j in range(e.shape[1]):
+                new = v[i, j]
+                big = max(big, abs(new - e[i, j]))
+                e[i, j] = new
+                nonzero += new != 0
+    else:
+        gamma = t_(opts.gamma)
+        for i in range(e.shape[0]):
+            for j in range(e.shape[1]):
+                old = e[i, j]
+                new = old + gamma * (v[i, j] - old)
+                big = max(big, abs(new - old))
+                e[i, j] = new
+                nonzero += new != 0
+    info[I_ECHANGED, l] = big > 0
+    info[I_NONZERO, l] = nonzero > 0
+    if nonzero > 0 and info[I_FIRST, l] < 0:
         info[I_FIRST, l] = t + 1
     if big > opts.tol:
         info[I_LASTBIG, l] = t
@@ -285,8 +288,10 @@ def _pc_init(init, chunk_rows, net, data, st, opts):
     """Step 0 for the whole batch: states, predictions, derivative factors and errors.
 
     ``INIT_FORWARD`` puts every latent at its feedforward value (Requirement 1), which is
-    one forward pass; fpa always starts there and keeps the predictions as mu_l.
-    Returns the batch-mean loss at the feedforward pass (or at the initial states).
+    one forward pass; fpa always starts there and keeps the predictions as mu_l. Computed
+    chunk by chunk with the same row ranges the steps use, so that skipping a
+    recomputation is bit-identical to doing it. Returns the batch-mean loss at the
+    initial states.
     """
     X = data.X
     batch = X.shape[0]
@@ -296,45 +301,41 @@ def _pc_init(init, chunk_rows, net, data, st, opts):
     st.info[:, :, :] = 0
     st.info[:, I_FIRST, :] = -1
     st.info[:, I_LASTBIG, :] = -1
-    st.q[:] = 0
     st.qs[:] = 0
     st.xs[:] = 0
     if init == INIT_ZEROS and opts.variant != FPA:
         st.x[:] = 0
-    for l in range(n_layers):
-        pred = _layer(st.pred, sizes, batch, l + 1)
-        xin = X if l == 0 else _layer(st.x, sizes, batch, l)
-        _affine(xin, _weight(net.params, sizes, l), _bias(net.params, sizes, l), pred)
-        _activate(pred, net.codes[l])
-        _grad_from_output(pred, _layer(st.gp, sizes, batch, l + 1), net.codes[l])
-        if l + 1 < n_layers and (init == INIT_FORWARD or opts.variant == FPA):
-            _layer(st.x, sizes, batch, l + 1)[:, :] = pred
     total = 0.0
     for c in range(n_chunks):
         r0 = c * chunk_rows
         r1 = min(batch, r0 + chunk_rows)
         info = st.info[c]
-        for l in range(1, n_layers + 1):
-            info[I_FWD, l] += 1
-            e = _rows(st.e, sizes, batch, l, r0, r1)
-            if l == n_layers:
-                st.loss[c] = _loss_grad(_rows(st.pred, sizes, batch, l, r0, r1),
-                                        data.labels[r0:r1], data.targets[r0:r1],
+        for l in range(n_layers):
+            pred = _rows(st.pred, sizes, batch, l + 1, r0, r1)
+            xin = X[r0:r1] if l == 0 else _rows(st.x, sizes, batch, l, r0, r1)
+            _affine(xin, _weight(net.params, sizes, l), _bias(net.params, sizes, l), pred)
+            _activate(pred, net.codes[l])
+            _grad_from_output(pred, _rows(st.gp, sizes, batch, l + 1, r0, r1), net.codes[l])
+            info[I_FWD, l + 1] += 1
+            e = _rows(st.e, sizes, batch, l + 1, r0, r1)
+            if l + 1 == n_layers:
+                st.loss[c] = _loss_grad(pred, data.labels[r0:r1], data.targets[r0:r1],
                                         net.loss_code, e)
                 total += st.loss[c]
-                flat = e.reshape(-1)
-                for i in range(flat.size):
-                    flat[i] = -flat[i]
-            else:
-                x = _rows(st.x, sizes, batch, l, r0, r1)
-                p = _rows(st.pred, sizes, batch, l, r0, r1)
                 for i in range(e.shape[0]):
                     for j in range(e.shape[1]):
-                        e[i, j] = x[i, j] - p[i, j]
+                        e[i, j] = -e[i, j]
+            else:
+                x = _rows(st.x, sizes, batch, l + 1, r0, r1)
+                if init == INIT_FORWARD or opts.variant == FPA:
+                    x[:, :] = pred
+                for i in range(e.shape[0]):
+                    for j in range(e.shape[1]):
+                        e[i, j] = x[i, j] - pred[i, j]
             nonzero = _any_nonzero(e)
-            info[I_NONZERO, l] = nonzero
+            info[I_NONZERO, l + 1] = nonzero
             if nonzero:
-                info[I_FIRST, l] = 0
+                info[I_FIRST, l + 1] = 0
         if opts.variant == ZIL:
             _snapshot(n_layers - 1, r0, r1, net, data, st)
     return total / batch
