@@ -1,4 +1,6 @@
 """Options and parsing shared by the ``pck`` subcommands. No numerics here."""
+import math
+import os
 import sys
 
 import click
@@ -30,10 +32,31 @@ def parse_hidden(text):
 
 def positive(kind=float):
     def check(ctx, param, value):
-        if value is not None and not value > 0:
-            raise click.BadParameter(f"must be > 0, got {value}")
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise click.BadParameter(f"must be a finite number > 0, got {value}")
         return value
     return check
+
+
+def finite(ctx, param, value):
+    """Reject nan and inf, which pass click's FloatRange checks."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"must be a finite number, got {value}")
+    return value
+
+
+def check_writable(path, param_hint):
+    """Fail before any work if ``path`` cannot be written: the nearest existing ancestor
+    of its folder must be a writable directory (missing folders are created on write)."""
+    if path is None:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    existing = folder
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
+        raise click.BadParameter(f"cannot write to {folder}: {existing} is not a writable "
+                                 "directory", param_hint=param_hint)
 
 
 def data_options(f):
@@ -64,7 +87,7 @@ def model_options(f):
 def pc_options(f):
     """The algorithm and its inference settings."""
     opts = [
-        click.option("--tol", type=float, default=1e-6, show_default=True,
+        click.option("--tol", type=float, default=1e-6, show_default=True, callback=finite,
                      help="Convergence tolerance of inference (reported, not a stop rule)."),
         click.option("--no-skip", is_flag=True,
                      help="Run every layer at every step (no skipping of provably "
@@ -92,9 +115,9 @@ def pc_options(f):
 def optimizer_options(f):
     opts = [
         click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0,
-                     show_default=True),
+                     show_default=True, callback=finite),
         click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.9,
-                     show_default=True, help="SGD momentum."),
+                     show_default=True, callback=finite, help="SGD momentum."),
         click.option("--lr", type=float, default=0.05, show_default=True, callback=positive(),
                      help="Learning rate."),
         click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="sgd",

@@ -1,5 +1,6 @@
 """``pck``: train, time and compare backprop and predictive coding on the CPU."""
 import importlib
+import os
 import sys
 import time
 
@@ -10,10 +11,10 @@ from pckernels.config import set_threads
 from pckernels.data import DataError, load_dataset, train_val_split
 from pckernels.io import atomic_write_json, environment
 from pckernels.model import MLP
-from pckernels.training import DivergenceError, History, PCSettings, train
+from pckernels.training import DivergenceError, History, Optimizer, PCSettings, train
 
-from .common import (data_options, is_tty, model_options, optimizer_options, parse_hidden,
-                     pc_options)
+from .common import (check_writable, data_options, finite, is_tty, model_options,
+                     optimizer_options, parse_hidden, pc_options)
 
 
 class LazyGroup(click.Group):
@@ -66,7 +67,8 @@ def _row(cells, widths):
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1,
-              show_default=True, help="Share of the training set held out for validation.")
+              show_default=True, callback=finite,
+              help="Share of the training set held out for validation.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of initialisation, shuffling and the validation split.")
 @click.option("--cosine", is_flag=True,
@@ -92,6 +94,8 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, algo,
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--threads") from None
     widths = parse_hidden(hidden)
+    check_writable(json_path, "--json")
+    check_writable(save, "--save")
     ds, X_tr, y_tr, X_val, y_val = load_split(dataset, data_dir, val_fraction, seed)
     sizes = [ds.n_features] + widths + [ds.n_classes]
     try:
@@ -103,6 +107,7 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, algo,
             from pckernels.pc import PCRunner
             PCRunner(net, algo, resolved.steps, resolved.step_size, resolved.precision_ratio,
                      init=resolved.init, schedule=resolved.schedule, tol=resolved.tol)
+        Optimizer(net, optimizer, lr, momentum, weight_decay)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
 
@@ -174,10 +179,17 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, algo,
                           "train_seconds": sum(e.seconds for e in history.epochs),
                           "first_epoch_seconds": history.epochs[0].seconds if final else None},
                "environment": environment()}
-    if json_path:
-        atomic_write_json(json_path, summary)
-    if save and status == "completed":
-        net.save(save)
+    target = None
+    try:
+        if json_path:
+            target = json_path
+            atomic_write_json(json_path, summary)
+        if save and status == "completed":
+            target = save
+            os.makedirs(os.path.dirname(os.path.abspath(save)), exist_ok=True)
+            net.save(save)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {target}: {exc.strerror or exc}") from None
     if status != "completed":
         raise click.ClickException(error + (f" (partial results in {json_path})"
                                             if json_path and final else ""))
