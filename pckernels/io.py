@@ -1,5 +1,6 @@
 """Atomic file writes: a reader never sees a half-written result or checkpoint."""
 import json
+import math
 import os
 import tempfile
 
@@ -23,13 +24,13 @@ def atomic_write_text(path, text):
 
 
 def atomic_write_json(path, obj):
-    """Write ``obj`` as indented JSON, atomically (NaN written as null)."""
+    """Write ``obj`` as indented JSON, atomically (NaN and infinities written as null)."""
     atomic_write_text(path, json.dumps(_clean(obj), indent=2) + "\n")
 
 
 def _clean(obj):
-    if isinstance(obj, float) and obj != obj:
-        return None
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None  # json.dumps would write NaN/Infinity, which is not JSON
     if isinstance(obj, dict):
         return {k: _clean(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

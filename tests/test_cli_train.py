@@ -183,3 +183,14 @@ def test_npz_dataset_trains(run, tmp_path):
     result = run("train", *FAST, "--dataset", "data.npz", "--json", "s.json")
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "s.json").read_text())["config"]["sizes"] == [3, 8, 2]
+
+
+def test_json_summary_is_strict_json(tmp_path):
+    """NaN and infinities (e.g. samples/s of a zero-length epoch) are written as null."""
+    from pckernels.io import atomic_write_json
+    path = tmp_path / "s.json"
+    atomic_write_json(path, {"a": float("nan"), "b": [float("inf"), np.float64(-np.inf)],
+                             "c": np.float32(1.5), "d": np.int64(3)})
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"a": None, "b": [None, None], "c": 1.5, "d": 3}
