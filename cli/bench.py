@@ -1,0 +1,290 @@
+"""``pck bench`` and ``pck complexity``: timings and the paper's cost model, as tables.
+
+No numerics here: pckernels_bench.suite measures, this module parses and prints.
+"""
+import click
+
+from pckernels.io import atomic_write_json
+from pckernels.model import DTYPES
+from pckernels.pc import SCHEDULES
+from pckernels_bench.suite import (COMPARE, PC_ALGOS, run_bench,
+                                   run_complexity)
+
+QUICK = {"depths": [2, 3], "width": 8, "inputs": 20, "outputs": 5, "batch": 16,
+         "repeats": 1, "epoch_samples": 256}
+
+
+def _int_list(text, name):
+    try:
+        values = [int(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: a comma-separated list of integers",
+                                 param_hint=name) from None
+    if not values or min(values) < 1:
+        raise click.BadParameter(f"{text!r}: integers >= 1", param_hint=name)
+    return values
+
+
+def _name_list(text, allowed, name):
+    values = [v.strip() for v in str(text).split(",") if v.strip()]
+    bad = [v for v in values if v not in allowed]
+    if bad:
+        raise click.BadParameter(f"unknown {', '.join(bad)}; choose from {', '.join(allowed)}",
+                                 param_hint=name)
+    return values
+
+
+def _fmt(x, spec=".1f"):
+    if x is None:
+        return "-"
+    return format(x, spec)
+
+
+def _table(header, rows):
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    lines = ["  ".join(str(c).rjust(w) if i else str(c).ljust(w)
+                       for i, (c, w) in enumerate(zip(r, widths))) for r in [header] + rows]
+    return "\n".join(lines)
+
+
+def _set_threads_or_fail(threads):
+    from pckernels.config import set_threads
+    if threads:
+        try:
+            set_threads(threads)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--threads") from None
+
+
+@click.command("bench")
+@click.option("--depths", default="2,5,10,20", show_default=True,
+              help="Hidden-layer counts L to time, comma-separated.")
+@click.option("--width", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--inputs", type=click.IntRange(min=1), default=784, show_default=True)
+@click.option("--outputs", type=click.IntRange(min=2), default=10, show_default=True)
+@click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="One thread count for Numba, BLAS, torch and XLA [default: all].")
+@click.option("--schedule", type=click.Choice(SCHEDULES), default="auto", show_default=True,
+              help="Parallel schedule of PC inference in the training steps.")
+@click.option("--steps", type=click.IntRange(min=0), default=None,
+              help="Inference steps T [default: L; zil gets T + 1 points].")
+@click.option("--step-size", type=float, default=1.0, show_default=True)
+@click.option("--algos", default="bp,fpa,zil", show_default=True,
+              help="bp and PC variants (vpc, scaled, fpa, zil) to time.")
+@click.option("--no-skip", is_flag=True,
+              help="Time PC variants without skipping provably unchanged work. Without it, "
+                   "fpa is timed both ways (rows fpa and fpa-full).")
+@click.option("--repeats", type=click.IntRange(min=1), default=7, show_default=True)
+@click.option("--compare", default="", show_default=True,
+              help="Baselines: numpy,sklearn,torch,jax (missing packages are skipped).")
+@click.option("--lr", type=float, default=0.01, show_default=True)
+@click.option("--epoch-samples", type=click.IntRange(min=1), default=60000, show_default=True,
+              help="Samples per epoch for the sklearn comparison.")
+@click.option("--quick", is_flag=True,
+              help="Tiny sizes (20-8xL-5, batch 16, L in 2,3), one repeat: a smoke test.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="Write all results here.")
+def bench(depths, width, inputs, outputs, batch, dtype, threads, schedule, steps, step_size,
+          algos, no_skip, repeats, compare, lr, epoch_samples, quick, json_path):
+    """Time forward, a backprop step and PC training steps; compare with baselines.
+
+    A backprop step is forward + backward + SGD-momentum update; a PC step is T inference
+    steps + the update. Ratios are pckernels / other (below 1: pckernels is faster).
+    First calls (JIT compilation) are excluded and shown separately.
+
+    \b
+    JSON (--json): {"config", "environment", "load_average", "skipped" (baseline ->
+    reason), "results": [per depth: "depth", "sizes", "timings" (op -> {"median_us",
+    "q1_us", "q3_us", "min_us", "max_us", "first_call_s", "repeats", "number",
+    "samples_per_s", "gflops"}; ops forward, bp, the PC algos, fpa-full, fpa_step,
+    input_vjps), "gemm_limit_us" (numpy.dot on the same GEMMs), "bp_over_gemm_limit",
+    "bp_gemm_fraction", "fpa_step_us", "input_vjps_us", "fpa_step_over_input_vjps",
+    "schedules" ({serial,layers,batch}_us, layers_speedup, batch_speedup, threads),
+    "baselines" (name -> op -> timing, or {"skipped"}), "ratios" (name -> op ->
+    pckernels/other), "epoch" (sklearn comparison, or null), "targets" ([{"name",
+    "ratio", "limit", "met", "factor_off"}])]}
+    """
+    cfg = {"depths": _int_list(depths, "--depths"), "width": width, "inputs": inputs,
+           "outputs": outputs, "batch": batch, "dtype": dtype, "threads": threads,
+           "schedule": schedule, "steps": steps, "step_size": step_size,
+           "algos": _name_list(algos, ("bp",) + PC_ALGOS, "--algos"), "no_skip": no_skip,
+           "repeats": repeats, "compare": _name_list(compare, COMPARE, "--compare"),
+           "lr": lr, "epoch_samples": epoch_samples, "quick": quick}
+    if not step_size > 0:
+        raise click.BadParameter("must be > 0", param_hint="--step-size")
+    if quick:
+        cfg.update(QUICK)
+    _set_threads_or_fail(threads)
+    out = run_bench(cfg, log=lambda msg, err=False: click.echo(msg, err=err))
+    c = out["config"]
+    click.echo(f"pck bench: {c['inputs']}-{c['width']}xL-{c['outputs']} tanh, batch "
+               f"{c['batch']}, {c['dtype']}, threads {c['threads']}, schedule {c['schedule']}, "
+               f"load average {_fmt_load(out['load_average'])}")
+    for res in out["results"]:
+        click.echo("")
+        click.echo(format_depth(res, c))
+    if json_path:
+        atomic_write_json(json_path, out)
+
+
+def _fmt_load(load):
+    return "/".join(f"{v:.2f}" for v in load) if load else "?"
+
+
+def format_depth(res, cfg):
+    """The readable tables of one depth."""
+    t = res["timings"]
+    names = [n for n in res["baselines"] if "skipped" not in res["baselines"][n]
+             and n != "sklearn"]
+    header = ["L=%d %s" % (res["depth"], "-".join(map(str, res["sizes"]))), "us", "iqr%",
+              "first_s", "samples/s", "GFLOP/s"]
+    for n in names:
+        header += [f"{n}_us", f"pck/{n}"]
+    rows = []
+    for op in t:
+        if op in ("fpa_step", "input_vjps"):
+            continue
+        tm = t[op]
+        row = [op, _fmt(tm["median_us"]),
+               _fmt(100 * (tm["q3_us"] - tm["q1_us"]) / tm["median_us"], ".0f"),
+               _fmt(tm["first_call_s"], ".2f"), _fmt(tm["samples_per_s"], ",.0f"),
+               _fmt(tm["gflops"], ".2f")]
+        base_op = "fpa" if op.startswith("fpa") else op
+        for n in names:
+            b = res["baselines"][n].get(base_op)
+            ratio = res["ratios"].get(n, {}).get(op)
+            row += [_fmt(b["median_us"]) if b else "-", _fmt(ratio, ".3f")]
+        rows.append(row)
+    lines = [_table(header, rows)]
+    lines.append(f"GEMM-bound limit of a bp step (numpy.dot, same shapes): "
+                 f"{res['gemm_limit_us']:.1f} us; bp = {res['bp_over_gemm_limit']:.2f}x the "
+                 f"limit ({100 * res['bp_gemm_fraction']:.0f}% of BLAS GEMM throughput)")
+    lines.append(f"one fpa inference step (all layers, no skip): {res['fpa_step_us']:.1f} us; "
+                 f"input-side VJPs of one backward pass: {res['input_vjps_us']:.1f} us; "
+                 f"ratio {res['fpa_step_over_input_vjps']:.2f}")
+    s = res["schedules"]
+    lines.append(f"fpa-full inference, {s['threads']} threads: serial {s['serial_us']:.1f} us, "
+                 f"layer-parallel {s['layers_us']:.1f} us (x{s['layers_speedup']:.2f}), "
+                 f"batch-parallel {s['batch_us']:.1f} us (x{s['batch_speedup']:.2f})")
+    if res["epoch"]:
+        e = res["epoch"]
+        lines.append(f"epoch of {e['samples']} samples ({e['batches']} batches): pckernels "
+                     f"train() {1e3 * e['pck_train_epoch_s']:.1f} ms (bp step x batches "
+                     f"{1e3 * e['pck_from_step_s']:.1f} ms), sklearn MLPClassifier "
+                     f"{1e3 * e['sklearn_epoch_s']:.1f} ms, pck/sklearn {e['ratio']:.3f}")
+    for n, b in res["baselines"].items():
+        if "skipped" in b:
+            lines.append(f"{n}: skipped ({b['skipped']})")
+    if res["targets"]:
+        lines.append(_table(["target", "ratio", "limit", "met", "off by"],
+                            [[g["name"], _fmt(g["ratio"], ".3f"), _fmt(g["limit"], ".2f"),
+                              "yes" if g["met"] else "NO", _fmt(g["factor_off"], ".2f") + "x"]
+                             for g in res["targets"]]))
+    return "\n".join(lines)
+
+
+@click.command("complexity")
+@click.option("--depth", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Hidden layers L.")
+@click.option("--width", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--inputs", type=click.IntRange(min=1), default=784, show_default=True)
+@click.option("--outputs", type=click.IntRange(min=2), default=10, show_default=True)
+@click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="P, the threads of the parallel schedules [default: all].")
+@click.option("--algo", type=click.Choice(("fpa", "zil", "vpc")), default="fpa",
+              show_default=True)
+@click.option("--steps", type=click.IntRange(min=0), default=None,
+              help="Inference steps T [default: L; zil gets T + 1 points].")
+@click.option("--step-size", type=float, default=1.0, show_default=True)
+@click.option("--tol", type=float, default=1e-6, show_default=True,
+              help="Convergence tolerance of the per-layer counts.")
+@click.option("--count-batch", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Rows of the random batch the per-layer counts use.")
+@click.option("--repeats", type=click.IntRange(min=1), default=7, show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
+def complexity(depth, width, inputs, outputs, batch, dtype, threads, algo, steps, step_size,
+               tol, count_batch, repeats, json_path):
+    """The paper's cost model next to measured times, per-layer counts and wasted work.
+
+    Times are divided by the measured backprop time (forward + backward, no update).
+    Critical path: forward + sum over steps of the slowest layer's measured VJP.
+
+    \b
+    JSON (--json): {"config", "environment", "load_average",
+    "analytic" (pckernels.cost.analytic: "C", "C_sum", "C_max", "L", and per algorithm
+      {"steps", "work_flops", "time_flops", "work_fwd", "time_fwd", "time_ratio_bp"}),
+    "measured" ("bp_us", "forward_us", "vjp_us_per_layer", "threads", "critical_path_us",
+      "{serial,layers,batch}_us" and "..._skip_us": inference + final update),
+    "ratios" (each / bp: "analytic_time_ratio", "analytic_work_ratio", "serial",
+      "serial_skip", "layer_parallel", "layer_parallel_skip", "batch_parallel",
+      "critical_path"),
+    "layers" ("latent", "first_nonzero_theory", "first_nonzero_pc_infer",
+      "converged_at_pc_infer", "convergence_lower_bound", fpa: "first_nonzero_simulated",
+      "converged_at_simulated"; "agree"),
+    "wasted" ("analytic": cost.wasted_vjps, "measured": cost.measured_wasted, "work")}
+    """
+    if not step_size > 0:
+        raise click.BadParameter("must be > 0", param_hint="--step-size")
+    _set_threads_or_fail(threads)
+    cfg = {"depth": depth, "width": width, "inputs": inputs, "outputs": outputs,
+           "batch": batch, "dtype": dtype, "threads": threads, "algo": algo, "steps": steps,
+           "step_size": step_size, "tol": tol, "count_batch": count_batch,
+           "repeats": repeats}
+    out = run_complexity(cfg)
+    click.echo(format_complexity(out))
+    if json_path:
+        atomic_write_json(json_path, out)
+
+
+def format_complexity(out):
+    c, a, m, r = out["config"], out["analytic"], out["measured"], out["ratios"]
+    key = c["algo"] if c["algo"] in ("fpa", "zil") else "fpa"
+    sizes = [c["inputs"]] + [c["width"]] * c["depth"] + [c["outputs"]]
+    lines = [f"pck complexity: {'-'.join(map(str, sizes))} tanh, batch {c['batch']}, "
+             f"{c['dtype']}, {c['algo']} T={c['steps']} step={c['step_size']:g}, threads "
+             f"{m['threads']}, load average {_fmt_load(out['load_average'])}",
+             "C_i (forward FLOPs per layer): " + ", ".join(f"{x:.3g}" for x in a["C"])
+             + f"; C_F = {a['C_sum']:.4g}, C_max = {a['C_max']:.4g}", ""]
+    rows = [["backprop", "3.00", "3.00", "1.00", _fmt(m["bp_us"]), "1.00"],
+            [f"{key} (model)", _fmt(a[key]["work_fwd"], ".2f"), _fmt(a[key]["time_fwd"], ".2f"),
+             _fmt(a[key]["time_ratio_bp"], ".2f"), "", ""],
+            ["serial (full work)", "", "", "", _fmt(m["serial_us"]), _fmt(r["serial"], ".2f")],
+            ["serial (skip)", "", "", "", _fmt(m["serial_skip_us"]),
+             _fmt(r["serial_skip"], ".2f")],
+            [f"layer-parallel P={m['threads']}", "", "", "", _fmt(m["layers_us"]),
+             _fmt(r["layer_parallel"], ".2f")],
+            [f"layer-parallel P={m['threads']} (skip)", "", "", "", _fmt(m["layers_skip_us"]),
+             _fmt(r["layer_parallel_skip"], ".2f")],
+            [f"batch-parallel P={m['threads']}", "", "", "", _fmt(m["batch_us"]),
+             _fmt(r["batch_parallel"], ".2f")],
+            ["ideal critical path", "", "", "", _fmt(m["critical_path_us"]),
+             _fmt(r["critical_path"], ".2f")]]
+    lines.append(_table(["", "WORK/C_F", "TIME/C_F", "TIME/bp", "measured_us", "meas/bp"],
+                        rows))
+    lines.append("per-layer input VJP (us): " + ", ".join(f"{v:.1f}" for v in
+                                                           m["vjp_us_per_layer"]))
+    lay = out["layers"]
+    header = ["latent", "first_nonzero theory", "pc_infer"]
+    cols = [lay["first_nonzero_theory"], lay["first_nonzero_pc_infer"]]
+    if "first_nonzero_simulated" in lay:
+        header.append("simulated")
+        cols.append(lay["first_nonzero_simulated"])
+    header += ["converged >=", "pc_infer"]
+    cols += [lay["convergence_lower_bound"], lay["converged_at_pc_infer"]]
+    if "converged_at_simulated" in lay:
+        header.append("simulated")
+        cols.append(lay["converged_at_simulated"])
+    rows = [[l] + [col[i] for col in cols] for i, l in enumerate(lay["latent"])]
+    lines += ["", _table(header, rows),
+              f"counts agree (theory / pc_infer / simulation): {'yes' if lay['agree'] else 'NO'}"
+              " (-1: not within T steps)"]
+    w = out["wasted"]
+    lines.append(f"wasted inference VJPs: analytic {w['analytic']['wasted']} of "
+                 f"{w['analytic']['total']} ({100 * w['analytic']['wasted_fraction']:.1f}%), "
+                 f"measured by pc_infer(skip=True) {w['measured']['wasted']:g} of "
+                 f"{w['measured']['total']:g} ({100 * w['measured']['wasted_fraction']:.1f}%)")
+    return "\n".join(lines)
