@@ -3,6 +3,8 @@
 Every kernel decorator reads from here, so the fastmath flags, on-disk caching and the
 parallel switch are set once. Nothing here changes global Numba state at import time.
 """
+import os
+
 import numba
 
 #: Fast-math flags. ``nnan``/``ninf`` are left out on purpose so that NaN and infinity
@@ -29,7 +31,7 @@ def jit_pair(fn):
 
 
 def set_threads(n):
-    """Use ``n`` threads for Numba's parallel kernels and for BLAS; return the previous count.
+    """Use ``n`` threads for Numba's parallel kernels; return the previous count.
 
     ``n=None`` or ``0`` leaves the current setting. Raises ``ValueError`` if ``n`` exceeds
     the number of threads Numba was started with.
@@ -42,11 +44,7 @@ def set_threads(n):
         raise ValueError(
             f"threads must be between 1 and {numba.config.NUMBA_NUM_THREADS}, got {n}")
     numba.set_num_threads(n)
-    try:
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(n, user_api="blas")
-    except ImportError:  # threadpoolctl comes with scikit-learn; tolerate its absence
-        pass
+    ensure_blas_serial()
     return previous
 
 
@@ -59,18 +57,23 @@ _blas_serial = False
 
 
 def ensure_blas_serial():
-    """Make BLAS single-threaded (once per process) before a parallel schedule runs.
+    """Make the BLAS that Numba's ``np.dot`` calls single-threaded (once per process).
 
-    The ``layers`` and ``batch`` schedules call BLAS from inside Numba's worker threads;
-    a multi-threaded BLAS there would start threads of its own on the same cores. The
-    setting is process-wide and stays: pckernels' parallelism then comes from ``prange``.
+    pckernels' matrix products are small (a 64-row batch); a multi-threaded BLAS gains
+    little there, and under the ``layers``/``batch`` schedules it would start threads of
+    its own inside Numba's worker threads. On a loaded machine a BLAS call that waits for
+    a descheduled helper thread costs a whole time slice (tens of milliseconds). So
+    pckernels' parallelism comes from ``prange`` only. Only the BLAS library that SciPy
+    ships (the one Numba links against) is limited; NumPy's own BLAS is left alone.
     """
     global _blas_serial
     if _blas_serial:
         return
-    try:
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(1, user_api="blas")
-    except ImportError:
-        pass
     _blas_serial = True
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return
+    for lib in ThreadpoolController().lib_controllers:
+        if lib.user_api == "blas" and "scipy" in os.path.basename(os.path.dirname(lib.filepath)):
+            lib.set_num_threads(1)

@@ -4,6 +4,7 @@ import tempfile
 
 import numpy as np
 
+from .config import ensure_blas_serial
 from .kernels.activations import ACTIVATIONS, IDENTITY
 from .kernels.losses import LOSSES, _log_softmax
 from .kernels.network import _forward_net, _layer
@@ -83,6 +84,15 @@ class MLP:
             off += n_out
         self.reset(seed)
         self._workspaces = {}
+        ensure_blas_serial()
+
+    def __getstate__(self):
+        return {"config": self.config(), "params": self.params}
+
+    def __setstate__(self, state):
+        cfg = state["config"]
+        self.__init__(cfg["sizes"], cfg["activation"], cfg["loss"], cfg["dtype"], cfg["seed"])
+        self.params[...] = state["params"]
 
     @property
     def n_layers(self):

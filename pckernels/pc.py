@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .backprop import GradientResult, backprop_into
-from .config import ensure_blas_serial, get_threads
+from .config import get_threads
 from .kernels import pc as K
 from .kernels.network import _layer, _layer_cosines
 
@@ -21,6 +21,8 @@ DEFAULT_CHUNK_ROWS = 32
 @dataclass
 class PCTrace:
     """Per-step diagnostics, index t = 0..T (state after t steps).
+
+    For zil the index runs over its T points t = 0..T-1 (arrays of length T).
 
     Attributes
     ----------
@@ -196,6 +198,8 @@ class PCRunner:
         data = K.PCData(X=X, labels=labels, targets=targets)
         init = INITS[self.init]
         loss = K._pc_init(init, rows, self.knet, data, st, self.opts)
+        if self.variant == "zil" and self.steps == 0:
+            st.qs[:] = 0  # no point t = 0 at all: no layer has learned
         if self.variant == "zil":
             # Z-IL counts t = 0 as its first step: T steps are T - 1 state updates.
             n_updates = max(self.steps - 1, 0)
@@ -212,8 +216,6 @@ class PCRunner:
     def _advance(self, schedule, t0, t1, rows, data, st):
         if t1 <= t0:
             return
-        if schedule != "serial":
-            ensure_blas_serial()
         if schedule == "batch":
             K._steps_batch_parallel(t0, t1, rows, self.knet, data, st, self.opts)
         elif schedule == "layers":
