@@ -18,8 +18,10 @@ class _ParamList(list):
     def __setitem__(self, index, value):
         view = list.__getitem__(self, index)
         value = np.asarray(value)
-        if value.shape != view.shape:
-            raise ValueError(f"expected shape {view.shape}, got {value.shape}")
+        try:
+            value = np.broadcast_to(value, view.shape)
+        except ValueError:
+            raise ValueError(f"expected shape {view.shape}, got {value.shape}") from None
         view[...] = value
 
 
