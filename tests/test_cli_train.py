@@ -68,6 +68,7 @@ def test_train_writes_json_and_checkpoint(run, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["net.npz", "out"]  # no temporaries left
 
 
+@pytest.mark.slow  # fast once Numba's cache holds the PC kernels; compiling them takes ~1 min
 def test_train_fpa_runs(run, tmp_path):
     result = run("train", "--algo", "fpa", "--epochs", "1", "--hidden", "16x2", "--no-progress",
                  "--json", "fpa.json")
