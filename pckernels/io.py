@@ -5,6 +5,13 @@ import os
 import tempfile
 
 
+def _umask_mode():
+    """The mode a plain ``open(path, "w")`` would give (mkstemp uses 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_text(path, text):
     """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
     path = os.fspath(path)
@@ -12,6 +19,7 @@ def atomic_write_text(path, text):
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
+        os.chmod(tmp, _umask_mode())
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()

@@ -5,6 +5,7 @@ import tempfile
 import numpy as np
 
 from .config import ensure_blas_serial
+from .io import _umask_mode
 from .kernels.activations import ACTIVATIONS, IDENTITY
 from .kernels.losses import LOSSES, _log_softmax
 from .kernels.network import _forward_net, _layer
@@ -222,6 +223,7 @@ class MLP:
         directory = os.path.dirname(os.path.abspath(path))
         fd, tmp = tempfile.mkstemp(suffix=".npz", dir=directory)
         try:
+            os.chmod(tmp, _umask_mode())
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, params=self.params, sizes=self.sizes,
                          activation=np.array(self.activation), loss=np.array(self.loss),

@@ -112,8 +112,8 @@ def _layer_cosines(a, b, sizes, out):
         na = 0.0
         nb = 0.0
         for i in range(off, off + size):
-            ai = float(a[i])
-            bi = float(b[i])
+            ai = np.float64(a[i])
+            bi = np.float64(b[i])
             dot += ai * bi
             na += ai * ai
             nb += bi * bi

@@ -26,11 +26,12 @@ def _adam_step(params, grad, m, v, step, lr, beta1, beta2, eps, weight_decay):
     step_size = t(lr / bc1)
     inv_sqrt_bc2 = t(1.0 / np.sqrt(bc2))
     eps_ = t(eps)
-    one = t(1.0)
+    one_minus_b1 = t(1.0 - beta1)  # in double first, as PyTorch does
+    one_minus_b2 = t(1.0 - beta2)
     for i in range(params.size):
         g = grad[i] + wd_ * params[i]
-        mi = b1 * m[i] + (one - b1) * g
-        vi = b2 * v[i] + (one - b2) * g * g
+        mi = b1 * m[i] + one_minus_b1 * g
+        vi = b2 * v[i] + one_minus_b2 * g * g
         m[i] = mi
         v[i] = vi
         params[i] -= step_size * mi / (np.sqrt(vi) * inv_sqrt_bc2 + eps_)
