@@ -3,7 +3,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .kernels.network import _backprop_net
+from .config import get_threads
+from .kernels.network import _backprop_chunks_parallel, _backprop_chunks_serial, _backprop_net
 
 
 @dataclass
@@ -25,11 +26,27 @@ class GradientResult:
     db: list = field(repr=False)
 
 
+#: Rows per chunk of backprop's batch split. Batches of up to this many rows run as one
+#: piece; larger ones are cut into fixed chunks that run in parallel when threads allow.
+#: Fixed (not derived from the thread count) so results never depend on the thread count.
+CHUNK_ROWS = 32
+
+
 def backprop_into(net, X, labels, targets, grad):
     """Kernel-level backprop on already validated arrays; writes ``grad``, returns the loss."""
-    ws = net.workspace(X.shape[0])
-    return _backprop_net(X, labels, targets, net.loss_code, net.params, net.sizes, net.codes,
-                         ws["h"], ws["d"], grad)
+    batch = X.shape[0]
+    ws = net.workspace(batch)
+    if batch <= CHUNK_ROWS:
+        return _backprop_net(X, labels, targets, net.loss_code, net.params, net.sizes,
+                             net.codes, ws["h"], ws["d"], grad)
+    partial = ws.get("partial")
+    if partial is None:
+        n_chunks = (batch + CHUNK_ROWS - 1) // CHUNK_ROWS
+        partial = ws["partial"] = np.zeros((n_chunks, net.n_params), dtype=net.dtype)
+        ws["losses"] = np.zeros(n_chunks, dtype=np.float64)
+    kernel = _backprop_chunks_parallel if get_threads() > 1 else _backprop_chunks_serial
+    return kernel(CHUNK_ROWS, X, labels, targets, net.loss_code, net.params, net.sizes,
+                  net.codes, ws["h"], ws["d"], partial, ws["losses"], grad)
 
 
 def backprop(net, X, y):

@@ -10,9 +10,10 @@ State layout (shared by every kernel that touches a network):
   flat; ``_layer(buf, sizes, batch, l)`` returns layer ``l``'s view.
 """
 import numpy as np
+from numba import prange
 
-from ..config import jit
-from .dense import _dense_forward, _vjp_dense_input, _vjp_dense_params, _backprop_through_activation
+from ..config import jit, jit_pair
+from .dense import _backprop_through_activation, _dense_forward, _vjp_dense_input, _vjp_dense_params
 from .losses import _loss_grad
 
 
@@ -61,38 +62,74 @@ def _forward_net(X, params, sizes, codes, hbuf):
 
 
 @jit
-def _backward_net(X, params, sizes, codes, hbuf, dbuf, grad):
-    """Backpropagate d_N / B (already in dbuf's last layer) to gradients of the mean loss.
+def _backprop_rows(r0, r1, X, labels, targets, loss_code, params, sizes, codes, hbuf, dbuf,
+                   grad):
+    """Forward, loss and backward for rows r0:r1 of the batch; returns their loss sum.
 
-    Eq. 2.3-2.5: delta_l = d_{l+1} * g_l', dW_l = h_l^T delta_l / B, d_l = delta_l W_l^T.
-    The 1/B of the mean rides along in the deltas. Overwrites dbuf with the deltas; d_0 is
-    never computed.
+    Eq. 2.2-2.5: delta_l = d_{l+1} * g_l', dW_l = h_l^T delta_l / B, d_l = delta_l W_l^T.
+    Rows are independent until the parameter sums, so ``grad`` receives these rows' share
+    of the gradient of the batch mean. The 1/B of the mean rides along in the deltas;
+    dbuf ends up holding the deltas; d_0 is never computed.
     """
     batch = X.shape[0]
     n_layers = sizes.shape[0] - 1
+    h = X[r0:r1]
+    for l in range(n_layers):
+        out = _layer(hbuf, sizes, batch, l + 1)[r0:r1]
+        _dense_forward(h, _weight(params, sizes, l), _bias(params, sizes, l), codes[l], out)
+        h = out
+    d_out = _layer(dbuf, sizes, batch, n_layers)[r0:r1]
+    total = _loss_grad(h, labels[r0:r1], targets[r0:r1], loss_code, d_out)
+    inv_batch = d_out.dtype.type(1.0 / batch)
+    for i in range(d_out.shape[0]):
+        for j in range(d_out.shape[1]):
+            d_out[i, j] *= inv_batch
     for l in range(n_layers - 1, -1, -1):
-        delta = _layer(dbuf, sizes, batch, l + 1)
-        _backprop_through_activation(delta, _layer(hbuf, sizes, batch, l + 1), codes[l])
-        h = X if l == 0 else _layer(hbuf, sizes, batch, l)
-        _vjp_dense_params(h, delta, _weight(grad, sizes, l), _bias(grad, sizes, l))
+        delta = _layer(dbuf, sizes, batch, l + 1)[r0:r1]
+        _backprop_through_activation(delta, _layer(hbuf, sizes, batch, l + 1)[r0:r1], codes[l])
+        hin = X[r0:r1] if l == 0 else _layer(hbuf, sizes, batch, l)[r0:r1]
+        _vjp_dense_params(hin, delta, _weight(grad, sizes, l), _bias(grad, sizes, l))
         if l > 0:
-            _vjp_dense_input(delta, _weight(params, sizes, l), _layer(dbuf, sizes, batch, l))
+            _vjp_dense_input(delta, _weight(params, sizes, l),
+                             _layer(dbuf, sizes, batch, l)[r0:r1])
+    return total
 
 
 @jit
 def _backprop_net(X, labels, targets, loss_code, params, sizes, codes, hbuf, dbuf, grad):
-    """Forward, loss and backward in one call; returns the batch-mean loss (section 2)."""
+    """Forward, loss and backward for the whole batch; returns the batch-mean loss."""
+    total = _backprop_rows(0, X.shape[0], X, labels, targets, loss_code, params, sizes, codes,
+                           hbuf, dbuf, grad)
+    return total / X.shape[0]
+
+
+def _backprop_chunks_body(chunk_rows, X, labels, targets, loss_code, params, sizes, codes,
+                          hbuf, dbuf, partial, losses, grad):
+    """Backprop with the batch cut into fixed chunks of rows (run in parallel by ``prange``).
+
+    Chunk c writes its share of the gradient into ``partial[c]``; a second pass sums the
+    shares in chunk order. The chunking depends on ``chunk_rows`` only, never on the
+    thread count, so results are the same with any number of threads.
+    """
     batch = X.shape[0]
-    n_layers = sizes.shape[0] - 1
-    _forward_net(X, params, sizes, codes, hbuf)
-    d_out = _layer(dbuf, sizes, batch, n_layers)
-    total = _loss_grad(_layer(hbuf, sizes, batch, n_layers), labels, targets, loss_code, d_out)
-    inv_batch = d_out.dtype.type(1.0 / batch)
-    for i in range(batch):
-        for j in range(d_out.shape[1]):
-            d_out[i, j] *= inv_batch
-    _backward_net(X, params, sizes, codes, hbuf, dbuf, grad)
-    return total / batch
+    n_chunks = partial.shape[0]
+    for c in prange(n_chunks):
+        r0 = c * chunk_rows
+        r1 = min(batch, r0 + chunk_rows)
+        losses[c] = _backprop_rows(r0, r1, X, labels, targets, loss_code, params, sizes,
+                                   codes, hbuf, dbuf, partial[c])
+    n = grad.size
+    block = 2048
+    for k in prange((n + block - 1) // block):
+        for i in range(k * block, min(n, (k + 1) * block)):
+            s = partial[0, i]
+            for c in range(1, n_chunks):
+                s += partial[c, i]
+            grad[i] = s
+    return losses.sum() / batch
+
+
+_backprop_chunks_serial, _backprop_chunks_parallel = jit_pair(_backprop_chunks_body)
 
 
 @jit
