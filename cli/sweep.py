@@ -1,0 +1,245 @@
+"""``pck sweep`` and ``pck plot``: the paper's Figures 3-5 grid. No numerics here."""
+import os
+import sys
+import time
+
+import click
+
+from pckernels.model import DTYPES
+from pckernels.training import ALGORITHMS
+
+from .common import data_options, echo_err, is_tty, optimizer_options, positive
+
+
+def _number_list(kind, what):
+    def parse(ctx, param, value):
+        try:
+            values = [kind(v) for v in value.replace(" ", "").split(",") if v]
+        except ValueError:
+            raise click.BadParameter(f"{value!r}: expected a comma-separated list of {what}")
+        if not values:
+            raise click.BadParameter("needs at least one value")
+        return tuple(values)
+    return parse
+
+
+def _clock(seconds):
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def _csv_help():
+    from pckernels.sweep import CSV_COLUMNS
+    lines = [f"  {k}: {v}" for k, v in CSV_COLUMNS.items()]
+    return "\n".join(lines)
+
+
+SWEEP_HELP = f"""Train a grid of depths x T/L ratios x step sizes x seeds (paper, Figs. 3-5).
+
+Each cell trains an MLP of DEPTH hidden layers of --width units with --algo, using
+T = max(1, round_half_up(ratio * DEPTH)) inference steps (0.5 rounds up; both ratio and T
+are recorded; ratios giving the same T share one run), plus one backprop baseline per depth
+and seed. Every batch also computes backprop's gradient at the same weights to record the
+cosine similarity of the update with it.
+
+Writes DIR/results.csv (tidy: one row per cell and epoch), DIR/results.json (configuration,
+package versions, machine) and DIR/cells/*.json (one per finished cell). Rerunning the same
+command resumes: finished cells are skipped. A different configuration for the same DIR is
+an error unless --force. Results do not depend on --jobs, --threads or the Dask cluster.
+
+\b
+CSV columns:
+{_csv_help()}
+"""
+
+
+@click.command("sweep", help=SWEEP_HELP)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
+              help="Results folder (created; reused to resume).")
+@click.option("--algo", type=click.Choice(ALGORITHMS), default="fpa", show_default=True,
+              help="Algorithm of the grid (bp: baselines only).")
+@click.option("--depths", default="2,5,10,20", show_default=True,
+              callback=_number_list(int, "integers"), help="Hidden-layer counts L.")
+@click.option("--ratios", default="0.25,0.5,0.75,1,1.5,2", show_default=True,
+              callback=_number_list(float, "numbers"), help="Inference steps per layer, T/L.")
+@click.option("--step-sizes", default="0.1,0.5,1", show_default=True,
+              callback=_number_list(float, "numbers"), help="Inference step sizes gamma.")
+@click.option("--seeds", default="0", show_default=True, callback=_number_list(int, "integers"),
+              help="Seeds of initialisation, shuffling and the validation split.")
+@click.option("--no-baseline", is_flag=True, help="Skip the backprop baselines.")
+@data_options
+@click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1,
+              show_default=True, help="Share of the training set held out for validation.")
+@click.option("--width", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Units per hidden layer.")
+@click.option("--activation", default="tanh", show_default=True, help="Hidden activation.")
+@click.option("--loss", type=click.Choice(["nll", "mse"]), default="nll", show_default=True)
+@click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True)
+@optimizer_options
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--precision-ratio", type=float, default=1.0, show_default=True,
+              callback=positive(), help="scaled: k, the hidden precisions.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Cells in parallel on this machine (joblib processes).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Numba threads per cell [default: cores // jobs, so jobs x threads <= "
+                   "cores; on Dask: cores // worker threads of each host].")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Run the cells on this Dask scheduler (tcp://host:8786).")
+@click.option("--dask-local", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Start a local Dask cluster of N single-threaded workers on 127.0.0.1 "
+                   "and run the cells there.")
+@click.option("--force", is_flag=True,
+              help="Reuse a DIR that holds a different configuration: keep the finished "
+                   "cells the new grid shares with identical settings, delete the rest.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar [default: on when stderr is a terminal; otherwise one "
+                   "line per finished cell].")
+def sweep(out_dir, algo, depths, ratios, step_sizes, seeds, no_baseline, dataset, data_dir,
+          val_fraction, width, activation, loss, dtype, optimizer, lr, momentum,
+          weight_decay, batch_size, epochs, precision_ratio, jobs, threads, scheduler,
+          dask_local, force, progress):
+    from pckernels import sweep as S
+
+    from .main import load_split
+
+    if scheduler and dask_local:
+        raise click.UsageError("use either --scheduler or --dask-local, not both")
+    # Validate the data here for a clear message; workers load it again themselves.
+    ds, X_tr, y_tr, X_val, y_val = load_split(dataset, data_dir, val_fraction, seeds[0])
+    data_facts = (ds.name, len(y_tr), len(y_val), len(ds.y_test), ds.source)
+    del ds, X_tr, y_tr, X_val, y_val
+    try:
+        config = S.SweepConfig(
+            depths=depths, ratios=ratios, step_sizes=step_sizes, seeds=seeds, algo=algo,
+            baseline=not no_baseline, dataset=data_facts[0] if data_facts[0] in
+            ("digits", "mnist", "fashion-mnist") else os.path.abspath(dataset),
+            data_dir=os.path.abspath(data_dir) if data_dir else None,
+            val_fraction=val_fraction, width=width, activation=activation, loss=loss,
+            dtype=dtype, optimizer=optimizer, lr=lr, momentum=momentum,
+            weight_decay=weight_decay, batch_size=batch_size, epochs=epochs,
+            precision_ratio=precision_ratio)
+    except S.SweepError as exc:
+        raise click.UsageError(str(exc)) from None
+
+    backend, client, cluster = None, None, None
+    if scheduler or dask_local:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise click.ClickException("--scheduler/--dask-local need dask[distributed]: "
+                                       "pip install 'pckernels[dist]'") from None
+        if dask_local:
+            cluster = LocalCluster(n_workers=dask_local, threads_per_worker=1,
+                                   host="127.0.0.1", dashboard_address=None)
+            client = Client(cluster)
+        else:
+            try:
+                client = Client(scheduler, timeout="20s")
+            except (OSError, TimeoutError) as exc:
+                raise click.ClickException(f"cannot reach Dask scheduler {scheduler}: "
+                                           f"{exc}") from None
+        backend = "dask"
+        if threads is None:
+            threads = S.dask_threads(client)
+    elif jobs > 1:
+        try:
+            import joblib  # noqa: F401
+        except ImportError:
+            raise click.ClickException("--jobs needs joblib: pip install 'pckernels[dist]'") \
+                from None
+
+    click.echo(f"{data_facts[0]}: {data_facts[1]} train / {data_facts[2]} val / "
+               f"{data_facts[3]} test; {algo}, depths {','.join(map(str, config.depths))}, "
+               f"T/L {','.join(f'{r:g}' for r in config.ratios)}, step sizes "
+               f"{','.join(f'{s:g}' for s in config.step_sizes)}, seeds "
+               f"{','.join(map(str, config.seeds))}; {epochs} epochs")
+    show_bar = is_tty() if progress is None else progress
+    state = {"bar": None, "done": 0, "total": 0, "start": time.perf_counter()}
+
+    def on_start(todo, skipped):
+        state["total"] = len(todo)
+        where = (f"Dask {client.scheduler.address}" if client is not None else
+                 f"{jobs} job{'s' if jobs > 1 else ''}")
+        click.echo(f"{len(skipped) + len(todo)} cells: {len(skipped)} finished, "
+                   f"{len(todo)} to run on {where}"
+                   + (f" x {threads} thread{'s' if threads > 1 else ''}" if threads else ""))
+        state["start"] = time.perf_counter()
+        if show_bar and todo:
+            state["bar"] = click.progressbar(
+                length=len(todo), label="cells", show_pos=True, show_eta=True,
+                file=sys.stderr, item_show_func=lambda name: name)
+            state["bar"].__enter__()
+
+    def on_result(rec):
+        state["done"] += 1
+        last = rec["epochs"][-1] if rec["epochs"] else {}
+        summary = (f"{rec['name']}: cosine {last.get('cosine', float('nan')):.4f}, "
+                   f"test {last.get('test_accuracy') or float('nan'):.4f}, "
+                   f"{rec['wall_seconds']:.1f} s" + ("" if rec["status"] == "completed"
+                                                     else f" [{rec['status']}]"))
+        if state["bar"] is not None:
+            state["bar"].update(1, rec["name"])
+            return
+        elapsed = time.perf_counter() - state["start"]
+        left = elapsed / state["done"] * (state["total"] - state["done"])
+        click.echo(f"[{state['done']}/{state['total']}] {summary}  "
+                   f"(elapsed {_clock(elapsed)}, ~{_clock(left)} left)", err=True)
+
+    try:
+        run = S.run_sweep(config, out_dir, jobs=jobs, threads=threads, backend=backend,
+                          force=force, on_start=on_start, on_result=on_result)
+    except S.SweepError as exc:
+        raise click.ClickException(str(exc)) from None
+    except ImportError as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        raise click.ClickException(
+            f"interrupted after {state['done']} cells; rerun the same command to resume "
+            f"(finished cells are in {os.path.join(out_dir, 'cells')})") from None
+    finally:
+        if state["bar"] is not None:
+            state["bar"].__exit__(None, None, None)
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+    diverged = [c.name for c, r in run.records.items() if r["status"] != "completed"]
+    click.echo(f"trained {len(run.trained)} cells in {_clock(run.seconds)}, skipped "
+               f"{len(run.skipped)}; results: {os.path.join(out_dir, 'results.csv')}")
+    if diverged:
+        echo_err(f"diverged ({len(diverged)}): {', '.join(sorted(diverged))}")
+
+
+@click.command("plot")
+@click.argument("results", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
+              help="Folder for the figures.")
+@click.option("--cosine", "cosine_epochs", type=click.Choice(["mean", "final"]),
+              default="mean", show_default=True,
+              help="Figure 3: cosine averaged over all epochs' batches, or over the final "
+                   "epoch's only.")
+@click.option("--formats", default="png,svg", show_default=True,
+              help="Comma-separated image formats.")
+def plot(results, out_dir, cosine_epochs, formats):
+    """Figures 3, 4 and 5 of the paper from a `pck sweep` RESULTS.csv.
+
+    \b
+    fig3_cosine:   cosine similarity of the update with backprop vs T/L
+    fig4_val_acc:  final-epoch validation accuracy vs T/L
+    fig5_test_acc: final test accuracy vs T/L
+    One panel per depth, one line per step size, backprop as a dashed line; the mean over
+    seeds, with a band from the lowest to the highest seed when there are several.
+    """
+    try:
+        from pckernels.plot import PlotError, plot_figures
+    except ImportError as exc:
+        raise click.ClickException(str(exc)) from None
+    fmts = tuple(f.strip().lower() for f in formats.split(",") if f.strip())
+    try:
+        paths = plot_figures(results, out_dir, cosine_epochs=cosine_epochs, formats=fmts)
+    except (PlotError, ImportError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for p in paths:
+        click.echo(p)

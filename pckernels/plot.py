@@ -1,0 +1,199 @@
+"""Figures 3, 4 and 5 of the paper from a sweep's ``results.csv`` (see :mod:`pckernels.sweep`).
+
+Layout as in the paper: x is the requested ratio T/L of inference steps to hidden layers,
+one line per inference step size, one panel per depth; the backprop baseline of the same
+depth is a dashed line. Several seeds are averaged, with a band from the lowest to the
+highest seed. matplotlib (the ``plot`` extra) is imported only when drawing.
+"""
+import csv
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+FIGURES = {
+    "fig3_cosine": ("Figure 3", "cosine similarity with backprop"),
+    "fig4_val_acc": ("Figure 4", "validation accuracy (final epoch)"),
+    "fig5_test_acc": ("Figure 5", "test accuracy (end of training)"),
+}
+ALGO_NAMES = {"fpa": "FPA-PC", "vpc": "PC", "scaled": "scaled PC", "zil": "Z-IL",
+              "bp": "backprop"}
+
+
+class PlotError(ValueError):
+    """The results file cannot be plotted (missing columns, no rows, mixed algorithms)."""
+
+
+def _float(text):
+    return float(text) if text not in ("", None) else float("nan")
+
+
+def load_results(path):
+    """Rows of a sweep CSV as dicts with numbers parsed (empty fields become NaN)."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    need = {"algo", "depth", "ratio", "step_size", "seed", "epoch", "cosine", "val_accuracy",
+            "test_accuracy"}
+    if not rows:
+        raise PlotError(f"{path}: no rows")
+    missing = need - set(rows[0])
+    if missing:
+        raise PlotError(f"{path}: not a sweep results file (missing {', '.join(sorted(missing))})")
+    out = []
+    for r in rows:
+        out.append({"algo": r["algo"], "depth": int(r["depth"]), "ratio": _float(r["ratio"]),
+                    "step_size": _float(r["step_size"]), "seed": int(r["seed"]),
+                    "epoch": int(r["epoch"]), "cosine": _float(r["cosine"]),
+                    "val_accuracy": _float(r["val_accuracy"]),
+                    "test_accuracy": _float(r["test_accuracy"])})
+    return out
+
+
+def summarise(rows, cosine_epochs="mean"):
+    """One value per figure for every (algo, depth, ratio, step size), over seeds.
+
+    Per run: Fig. 3 the cosine averaged over all epochs (``"mean"``; every epoch has the same
+    number of batches, so this is the mean over all training batches) or the final epoch's
+    (``"final"``); Figs. 4 and 5 the final epoch's validation and test accuracy.
+
+    Returns
+    -------
+    dict mapping figure key -> {(algo, depth, ratio, step_size): (mean, low, high)}
+        over seeds; ratio and step_size are NaN for backprop.
+    """
+    if cosine_epochs not in ("mean", "final"):
+        raise PlotError(f"cosine_epochs must be 'mean' or 'final', got {cosine_epochs!r}")
+    runs = defaultdict(list)
+    for r in rows:
+        # NaN (backprop's ratio and step size) never equals itself: key on None instead.
+        runs[(r["algo"], r["depth"], _key(r["ratio"]), _key(r["step_size"]), r["seed"])].append(r)
+    per_seed = {k: defaultdict(list) for k in FIGURES}
+    for (algo, depth, ratio, step, seed), epochs in runs.items():
+        epochs.sort(key=lambda e: e["epoch"])
+        last = epochs[-1]
+        cos = [e["cosine"] for e in epochs]
+        key = (algo, depth, ratio, step)
+        per_seed["fig3_cosine"][key].append(np.mean(cos) if cosine_epochs == "mean"
+                                            else cos[-1])
+        per_seed["fig4_val_acc"][key].append(last["val_accuracy"])
+        per_seed["fig5_test_acc"][key].append(last["test_accuracy"])
+    return {fig: {k: (float(np.mean(v)), float(np.min(v)), float(np.max(v)))
+                  for k, v in d.items()} for fig, d in per_seed.items()}
+
+
+def _key(x):
+    return None if math.isnan(x) else x
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError("plotting needs matplotlib: pip install 'pckernels[plot]'") from None
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _dataset_name(csv_path):
+    meta = Path(csv_path).with_name("results.json")
+    try:
+        with open(meta) as f:
+            cfg = json.load(f)["config"]
+        return Path(str(cfg["dataset"])).name, cfg
+    except (OSError, ValueError, KeyError):
+        return None, None
+
+
+def plot_figures(csv_path, out_dir, cosine_epochs="mean", formats=("png", "svg")):
+    """Write Figures 3-5 as ``fig3_cosine.png`` etc. into ``out_dir``; return the paths.
+
+    Parameters
+    ----------
+    csv_path : path of a sweep's ``results.csv``
+    out_dir : path
+    cosine_epochs : {"mean", "final"}
+        Figure 3's cosine: mean over all epochs, or the final epoch only.
+    formats : sequence of str
+        Image formats matplotlib writes (``png``, ``svg``, ``pdf``, ...).
+    """
+    plt = _pyplot()
+    rows = load_results(csv_path)
+    algos = sorted({r["algo"] for r in rows} - {"bp"}) or ["bp"]
+    if len(algos) > 1:
+        raise PlotError(f"{csv_path}: several algorithms ({', '.join(algos)}); plot one")
+    algo = algos[0]
+    summary = summarise(rows, cosine_epochs)
+    depths = sorted({r["depth"] for r in rows})
+    ratios = sorted({r["ratio"] for r in rows if r["algo"] == algo and not math.isnan(r["ratio"])})
+    steps = sorted({r["step_size"] for r in rows
+                    if r["algo"] == algo and not math.isnan(r["step_size"])})
+    n_seeds = len({r["seed"] for r in rows})
+    dataset, cfg = _dataset_name(csv_path)
+    name = ALGO_NAMES.get(algo, algo)
+    titles = {
+        "fig3_cosine": f"Cosine similarity between {name} updates and backprop",
+        "fig4_val_acc": f"Validation accuracy with {name}",
+        "fig5_test_acc": f"Final test accuracy with {name}",
+    }
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    colors = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, max(1, len(steps))))
+    markers = "osD^v<>ph*"
+    paths = []
+    for fig_key, (label, ylabel) in FIGURES.items():
+        data = summary[fig_key]
+        fig, axes = plt.subplots(1, len(depths), figsize=(max(7.5, 2.9 * len(depths) + 1.8), 3.9),
+                                 sharey=True, squeeze=False, layout="constrained")
+        for ax, depth in zip(axes[0], depths):
+            if algo != "bp":
+                for i, step in enumerate(steps):
+                    pts = [(r, data.get((algo, depth, r, step))) for r in ratios]
+                    pts = [(r, v) for r, v in pts if v is not None]
+                    xs = [r for r, _ in pts]
+                    ax.plot(xs, [v[0] for _, v in pts], marker=markers[i % len(markers)],
+                            ms=4.5, lw=1.6, color=colors[i], label=f"step size {step:g}")
+                    if n_seeds > 1:
+                        ax.fill_between(xs, [v[1] for _, v in pts], [v[2] for _, v in pts],
+                                        color=colors[i], alpha=0.18, lw=0)
+            base = data.get(("bp", depth, None, None))
+            if base is not None:
+                ax.axhline(base[0], color="0.15", ls="--", lw=1.3, label="backprop")
+                if n_seeds > 1:
+                    ax.axhspan(base[1], base[2], color="0.5", alpha=0.12, lw=0)
+            if ratios:
+                ax.axvline(1.0, color="0.6", ls=":", lw=1.0, zorder=0)
+                ax.set_xticks(ratios)
+                ax.set_xticklabels([f"{r:g}" for r in ratios], fontsize=8)
+            ax.tick_params(axis="y", labelsize=8)
+            ax.set_title(f"L = {depth} hidden layers", fontsize=10)
+            ax.grid(True, alpha=0.25)
+        if fig_key == "fig3_cosine":
+            ylabel += ("\n(mean over all training batches)" if cosine_epochs == "mean"
+                       else "\n(mean over the final epoch's batches)")
+        axes[0][0].set_ylabel(ylabel, fontsize=9)
+        fig.supxlabel("inference steps per hidden layer, T / L   "
+                      "(T = max(1, round(T/L \u00d7 L)); dotted line: T = L)", fontsize=9)
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside right center", fontsize=8, frameon=False)
+        sub = [dataset] if dataset else []
+        if cfg:
+            sub.append(f"MLPs of width {cfg['width']} ({cfg['activation']}), {cfg['optimizer']} "
+                       f"lr {cfg['lr']:g}, {cfg['epochs']} epoch{'s' if cfg['epochs'] > 1 else ''}")
+        sub.append(f"mean of {n_seeds} seeds, band: min to max" if n_seeds > 1 else "1 seed")
+        fig.suptitle(f"{label}: {titles[fig_key]}\n" + "; ".join(sub), fontsize=10,
+                     linespacing=1.6)
+        for fmt in formats:
+            path = out / f"{fig_key}.{fmt}"
+            tmp = out / f".tmp-{fig_key}.{fmt}"
+            try:
+                fig.savefig(tmp, dpi=150, format=fmt)
+                tmp.replace(path)
+            finally:
+                if tmp.exists():
+                    tmp.unlink()
+            paths.append(path)
+        plt.close(fig)
+    return paths
