@@ -18,5 +18,12 @@ from .data import load_dataset, Dataset, DataError
 __all__ += ["pc_infer", "PCResult", "PCTrace", "VARIANTS", "train", "History", "PCSettings",
             "DivergenceError", "load_dataset", "Dataset", "DataError"]
 
-from .estimator import PCClassifier
 __all__ += ["PCClassifier"]
+
+
+def __getattr__(name):
+    # scikit-learn's estimator machinery takes seconds to import; load it on first use.
+    if name == "PCClassifier":
+        from .estimator import PCClassifier
+        return PCClassifier
+    raise AttributeError(f"module 'pckernels' has no attribute {name!r}")

@@ -118,10 +118,15 @@ def _check_args(net, variant, steps, step_size, schedule, init, chunk_rows, tol)
 
 
 def resolve_schedule(schedule, batch):
-    """The schedule ``auto`` stands for: batch-parallel when threads and rows allow."""
+    """The schedule ``auto`` stands for: ``batch`` when the batch has more than one chunk.
+
+    Decided by the batch size alone, never by the thread count, so that results do not
+    change with the number of threads (the batch kernel runs its chunks one after the
+    other on one thread).
+    """
     if schedule != "auto":
         return schedule
-    return "batch" if get_threads() > 1 and batch > DEFAULT_CHUNK_ROWS else "serial"
+    return "batch" if batch > DEFAULT_CHUNK_ROWS else "serial"
 
 
 def default_step_size(variant, precision_ratio=1.0):
@@ -143,7 +148,8 @@ class PCWorkspace:
             x=np.zeros(n, dt), e=np.zeros(n, dt), pred=np.zeros(n, dt), gp=np.zeros(n, dt),
             q=np.zeros(n, dt), v=np.zeros(n, dt), xs=np.zeros(n, dt), qs=np.zeros(n, dt),
             info=np.zeros((n_chunks, K.N_INFO, net.n_layers + 1), np.int64),
-            loss=np.zeros(n_chunks, np.float64))
+            loss=np.zeros(n_chunks, np.float64), loss0=np.zeros(n_chunks, np.float64))
+        self.partial = np.zeros((n_chunks, net.n_params), dt)
 
     @staticmethod
     def get(net, batch, n_chunks):
@@ -197,34 +203,51 @@ class PCRunner:
         st = ws.state
         data = K.PCData(X=X, labels=labels, targets=targets)
         init = INITS[self.init]
-        loss = K._pc_init(init, rows, self.knet, data, st, self.opts)
-        if self.variant == "zil" and self.steps == 0:
-            st.qs[:] = 0  # no point t = 0 at all: no layer has learned
-        if self.variant == "zil":
-            # Z-IL counts t = 0 as its first step: T steps are T - 1 state updates.
-            n_updates = max(self.steps - 1, 0)
-        else:
-            n_updates = self.steps
+        # Z-IL counts t = 0 as its first step: T steps are T - 1 state updates, and with
+        # T = 0 there is no point t = 0 at all, so no layer learns.
+        n_updates = max(self.steps - 1, 0) if self.variant == "zil" else self.steps
+        no_snapshots = self.variant == "zil" and self.steps == 0
+        parallel = get_threads() > 1
+        if schedule == "batch" and trace_with is None:
+            fused = K._pc_fused_batch_parallel if parallel else K._pc_fused_batch_serial
+            loss = fused(init, n_updates, no_snapshots, rows, self.knet, data, st, self.opts,
+                         ws.partial, grad)
+            return loss, ws, None
+        init_kernel = K._pc_init_parallel if schedule == "batch" and parallel else K._pc_init_serial
+        loss = init_kernel(init, rows, self.knet, data, st, self.opts)
+        if no_snapshots:
+            st.qs[:] = 0
         if trace_with is None:
             self._advance(schedule, 0, n_updates, rows, data, st)
             trace = None
         else:
-            trace = self._traced(schedule, n_updates, rows, data, st, trace_with, grad)
-        K._pc_gradient(self.knet, data, st, self.opts, grad)
+            trace = self._traced(schedule, n_updates, rows, data, st, trace_with, grad, ws)
+        self._gradient(schedule, rows, data, st, ws, grad)
         return loss, ws, trace
 
     def _advance(self, schedule, t0, t1, rows, data, st):
         if t1 <= t0:
             return
         if schedule == "batch":
-            K._steps_batch_parallel(t0, t1, rows, self.knet, data, st, self.opts)
+            kernel = K._steps_batch_parallel if get_threads() > 1 else K._steps_batch_serial
+            kernel(t0, t1, rows, self.knet, data, st, self.opts)
         elif schedule == "layers":
             K._steps_layer_parallel(t0, t1, 0, data.X.shape[0], 0, self.knet, data, st,
                                     self.opts)
         else:
             K._steps_serial(t0, t1, 0, data.X.shape[0], 0, self.knet, data, st, self.opts)
 
-    def _traced(self, schedule, n_updates, rows, data, st, bp_grad, grad):
+    def _gradient(self, schedule, rows, data, st, ws, grad):
+        if schedule == "batch":
+            kernel = (K._pc_gradient_chunks_parallel if get_threads() > 1
+                      else K._pc_gradient_chunks_serial)
+            kernel(rows, self.knet, data, st, self.opts, ws.partial, grad)
+        elif schedule == "layers":
+            K._pc_gradient_layer_parallel(self.knet, data, st, self.opts, grad)
+        else:
+            K._pc_gradient_serial(self.knet, data, st, self.opts, grad)
+
+    def _traced(self, schedule, n_updates, rows, data, st, bp_grad, grad, ws):
         n = self.net.n_layers
         energy, norms, cos, layer_cos = [], [], [], []
 
@@ -234,7 +257,7 @@ class PCRunner:
             out = np.zeros(n, dtype=np.float64)
             K._error_norms(self.knet, data, st, out)
             norms.append(out)
-            K._pc_gradient(self.knet, data, st, self.opts, grad)
+            self._gradient(schedule, rows, data, st, ws, grad)
             per_layer = np.zeros(n, dtype=np.float64)
             cos.append(_layer_cosines(grad, bp_grad, self.net.sizes, per_layer))
             layer_cos.append(per_layer)

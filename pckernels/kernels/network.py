@@ -103,6 +103,26 @@ def _backprop_net(X, labels, targets, loss_code, params, sizes, codes, hbuf, dbu
     return total / X.shape[0]
 
 
+_SUM_BLOCK = 4096
+
+
+@jit
+def _n_blocks(grad):
+    """Number of blocks ``_sum_chunks`` splits a flat buffer into."""
+    return (grad.size + _SUM_BLOCK - 1) // _SUM_BLOCK
+
+
+@jit
+def _sum_chunks(partial, grad, k):
+    """Block k of grad = sum over c of partial[c], summed in chunk order (deterministic)."""
+    n_chunks = partial.shape[0]
+    for i in range(k * _SUM_BLOCK, min(grad.size, (k + 1) * _SUM_BLOCK)):
+        s = partial[0, i]
+        for c in range(1, n_chunks):
+            s += partial[c, i]
+        grad[i] = s
+
+
 def _backprop_chunks_body(chunk_rows, X, labels, targets, loss_code, params, sizes, codes,
                           hbuf, dbuf, partial, losses, grad):
     """Backprop with the batch cut into fixed chunks of rows (run in parallel by ``prange``).
@@ -118,14 +138,8 @@ def _backprop_chunks_body(chunk_rows, X, labels, targets, loss_code, params, siz
         r1 = min(batch, r0 + chunk_rows)
         losses[c] = _backprop_rows(r0, r1, X, labels, targets, loss_code, params, sizes,
                                    codes, hbuf, dbuf, partial[c])
-    n = grad.size
-    block = 2048
-    for k in prange((n + block - 1) // block):
-        for i in range(k * block, min(n, (k + 1) * block)):
-            s = partial[0, i]
-            for c in range(1, n_chunks):
-                s += partial[c, i]
-            grad[i] = s
+    for k in prange(_n_blocks(grad)):
+        _sum_chunks(partial, grad, k)
     return losses.sum() / batch
 
 

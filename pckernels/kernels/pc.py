@@ -30,7 +30,7 @@ from ..config import jit, jit_pair
 from .activations import _activate, _grad_from_output
 from .dense import _affine, _vjp_dense_input, _vjp_dense_params
 from .losses import _loss_grad
-from .network import _bias, _layer, _weight
+from .network import _bias, _layer, _n_blocks, _sum_chunks, _weight
 
 VPC, FPA, ZIL = 0, 1, 2
 INIT_FORWARD, INIT_ZEROS = 0, 1
@@ -55,8 +55,10 @@ PCNet = namedtuple("PCNet", ["params", "sizes", "codes", "loss_code"])
 #: The batch: inputs (batch, n_0), integer labels, float targets (see losses.py).
 PCData = namedtuple("PCData", ["X", "labels", "targets"])
 #: Buffers in the activation layout: states x, errors e, predictions (mu under fpa),
-#: derivative factors gp (layer l+1 holds g_l'), scratch q and v, zil snapshots xs and qs.
-PCState = namedtuple("PCState", ["x", "e", "pred", "gp", "q", "v", "xs", "qs", "info", "loss"])
+#: derivative factors gp (layer l+1 holds g_l'), scratch q and v, zil snapshots xs and qs;
+#: per chunk the int64 info table, the loss sum at the current states and at step 0.
+PCState = namedtuple("PCState", ["x", "e", "pred", "gp", "q", "v", "xs", "qs", "info", "loss",
+                                 "loss0"])
 #: variant code, step size, per-layer precisions (N+1; index 0 unused), tolerance, skip flag.
 PCOpts = namedtuple("PCOpts", ["variant", "gamma", "pis", "tol", "skip"])
 
@@ -284,98 +286,160 @@ _steps_batch_serial, _steps_batch_parallel = jit_pair(_steps_batch_body)
 
 
 @jit
-def _pc_init(init, chunk_rows, net, data, st, opts):
-    """Step 0 for the whole batch: states, predictions, derivative factors and errors.
+def _pc_init_rows(init, c, r0, r1, net, data, st, opts):
+    """Step 0 for chunk c (rows r0:r1): states, predictions, derivative factors and errors.
 
     ``INIT_FORWARD`` puts every latent at its feedforward value (Requirement 1), which is
-    one forward pass; fpa always starts there and keeps the predictions as mu_l. Computed
-    chunk by chunk with the same row ranges the steps use, so that skipping a
-    recomputation is bit-identical to doing it. Returns the batch-mean loss at the
-    initial states.
+    one forward pass; fpa always starts there and keeps the predictions as mu_l. Done with
+    the same row ranges the steps use, so that skipping a recomputation is bit-identical
+    to doing it. Returns the chunk's loss sum at the initial states.
     """
     X = data.X
     batch = X.shape[0]
     sizes = net.sizes
     n_layers = sizes.shape[0] - 1
+    info = st.info[c]
+    info[:, :] = 0
+    info[I_FIRST, :] = -1
+    info[I_LASTBIG, :] = -1
+    for l in range(n_layers):
+        pred = _rows(st.pred, sizes, batch, l + 1, r0, r1)
+        xin = X[r0:r1] if l == 0 else _rows(st.x, sizes, batch, l, r0, r1)
+        _affine(xin, _weight(net.params, sizes, l), _bias(net.params, sizes, l), pred)
+        _activate(pred, net.codes[l])
+        _grad_from_output(pred, _rows(st.gp, sizes, batch, l + 1, r0, r1), net.codes[l])
+        info[I_FWD, l + 1] += 1
+        e = _rows(st.e, sizes, batch, l + 1, r0, r1)
+        _rows(st.qs, sizes, batch, l + 1, r0, r1)[:, :] = 0
+        if l + 1 == n_layers:
+            st.loss[c] = _loss_grad(pred, data.labels[r0:r1], data.targets[r0:r1],
+                                    net.loss_code, e)
+            st.loss0[c] = st.loss[c]
+            for i in range(e.shape[0]):
+                for j in range(e.shape[1]):
+                    e[i, j] = -e[i, j]
+        else:
+            x = _rows(st.x, sizes, batch, l + 1, r0, r1)
+            _rows(st.xs, sizes, batch, l + 1, r0, r1)[:, :] = 0
+            if init == INIT_FORWARD or opts.variant == FPA:
+                x[:, :] = pred
+            elif init == INIT_ZEROS:
+                x[:, :] = 0
+            for i in range(e.shape[0]):
+                for j in range(e.shape[1]):
+                    e[i, j] = x[i, j] - pred[i, j]
+        nonzero = _any_nonzero(e)
+        info[I_NONZERO, l + 1] = nonzero
+        if nonzero:
+            info[I_FIRST, l + 1] = 0
+    if opts.variant == ZIL:
+        _snapshot(n_layers - 1, r0, r1, net, data, st)
+    return st.loss0[c]
+
+
+def _pc_init_body(init, chunk_rows, net, data, st, opts):
+    """Step 0 for every chunk (in parallel over chunks); returns the batch-mean loss."""
+    batch = data.X.shape[0]
     n_chunks = st.info.shape[0]
-    st.info[:, :, :] = 0
-    st.info[:, I_FIRST, :] = -1
-    st.info[:, I_LASTBIG, :] = -1
-    st.qs[:] = 0
-    st.xs[:] = 0
-    if init == INIT_ZEROS and opts.variant != FPA:
-        st.x[:] = 0
-    total = 0.0
-    for c in range(n_chunks):
+    for c in prange(n_chunks):
         r0 = c * chunk_rows
-        r1 = min(batch, r0 + chunk_rows)
-        info = st.info[c]
-        for l in range(n_layers):
-            pred = _rows(st.pred, sizes, batch, l + 1, r0, r1)
-            xin = X[r0:r1] if l == 0 else _rows(st.x, sizes, batch, l, r0, r1)
-            _affine(xin, _weight(net.params, sizes, l), _bias(net.params, sizes, l), pred)
-            _activate(pred, net.codes[l])
-            _grad_from_output(pred, _rows(st.gp, sizes, batch, l + 1, r0, r1), net.codes[l])
-            info[I_FWD, l + 1] += 1
-            e = _rows(st.e, sizes, batch, l + 1, r0, r1)
-            if l + 1 == n_layers:
-                st.loss[c] = _loss_grad(pred, data.labels[r0:r1], data.targets[r0:r1],
-                                        net.loss_code, e)
-                total += st.loss[c]
-                for i in range(e.shape[0]):
-                    for j in range(e.shape[1]):
-                        e[i, j] = -e[i, j]
-            else:
-                x = _rows(st.x, sizes, batch, l + 1, r0, r1)
-                if init == INIT_FORWARD or opts.variant == FPA:
-                    x[:, :] = pred
-                for i in range(e.shape[0]):
-                    for j in range(e.shape[1]):
-                        e[i, j] = x[i, j] - pred[i, j]
-            nonzero = _any_nonzero(e)
-            info[I_NONZERO, l + 1] = nonzero
-            if nonzero:
-                info[I_FIRST, l + 1] = 0
-        if opts.variant == ZIL:
-            _snapshot(n_layers - 1, r0, r1, net, data, st)
-    return total / batch
+        _pc_init_rows(init, c, r0, min(batch, r0 + chunk_rows), net, data, st, opts)
+    return st.loss0.sum() / batch
+
+
+_pc_init_serial, _pc_init_parallel = jit_pair(_pc_init_body)
 
 
 @jit
-def _pc_gradient(net, data, st, opts, grad):
-    """The parameter update as a gradient of the mean loss (sign and scale of backprop).
+def _pc_gradient_layer(l, r0, r1, net, data, st, opts, grad):
+    """Rows r0:r1's share of dW_l = -x_l^T (pi_{l+1} e_{l+1} * g_l') / B (and db_l).
 
-    dW_l = -x_l^T (pi_{l+1} e_{l+1} * g_l') / B with x_l the final states (vpc), the
-    feedforward values mu_l (fpa) or the Requirement-3 snapshots (zil). The factor -1/B
-    is folded into the (batch, n_{l+1}) factor before the product.
+    x_l is the final state (vpc), the feedforward value mu_l (fpa) or the Requirement-3
+    snapshot (zil). The factor -1/B is folded into the (rows, n_{l+1}) factor first.
     """
     X = data.X
     batch = X.shape[0]
     sizes = net.sizes
-    n_layers = sizes.shape[0] - 1
-    for l in range(n_layers):
-        q = _layer(st.q, sizes, batch, l + 1)
-        scale = q.dtype.type(-1.0 / batch)
-        if opts.variant == ZIL:
-            qs = _layer(st.qs, sizes, batch, l + 1)
-            for i in range(q.shape[0]):
-                for j in range(q.shape[1]):
-                    q[i, j] = scale * qs[i, j]
-            xin = X if l == 0 else _layer(st.xs, sizes, batch, l)
+    q = _rows(st.q, sizes, batch, l + 1, r0, r1)
+    scale = q.dtype.type(-1.0 / batch)
+    if opts.variant == ZIL:
+        qs = _rows(st.qs, sizes, batch, l + 1, r0, r1)
+        for i in range(q.shape[0]):
+            for j in range(q.shape[1]):
+                q[i, j] = scale * qs[i, j]
+        xin = X[r0:r1] if l == 0 else _rows(st.xs, sizes, batch, l, r0, r1)
+    else:
+        e = _rows(st.e, sizes, batch, l + 1, r0, r1)
+        gp = _rows(st.gp, sizes, batch, l + 1, r0, r1)
+        factor = scale * q.dtype.type(opts.pis[l + 1])
+        for i in range(q.shape[0]):
+            for j in range(q.shape[1]):
+                q[i, j] = factor * e[i, j] * gp[i, j]
+        if l == 0:
+            xin = X[r0:r1]
+        elif opts.variant == FPA:
+            xin = _rows(st.pred, sizes, batch, l, r0, r1)
         else:
-            e = _layer(st.e, sizes, batch, l + 1)
-            gp = _layer(st.gp, sizes, batch, l + 1)
-            factor = scale * q.dtype.type(opts.pis[l + 1])
-            for i in range(q.shape[0]):
-                for j in range(q.shape[1]):
-                    q[i, j] = factor * e[i, j] * gp[i, j]
-            if l == 0:
-                xin = X
-            elif opts.variant == FPA:
-                xin = _layer(st.pred, sizes, batch, l)
-            else:
-                xin = _layer(st.x, sizes, batch, l)
-        _vjp_dense_params(xin, q, _weight(grad, sizes, l), _bias(grad, sizes, l))
+            xin = _rows(st.x, sizes, batch, l, r0, r1)
+    _vjp_dense_params(xin, q, _weight(grad, sizes, l), _bias(grad, sizes, l))
+
+
+def _pc_gradient_body(net, data, st, opts, grad):
+    """The parameter update as a gradient of the mean loss, all rows, ``prange`` over layers."""
+    n_layers = net.sizes.shape[0] - 1
+    for l in prange(n_layers):
+        _pc_gradient_layer(l, 0, data.X.shape[0], net, data, st, opts, grad)
+
+
+_pc_gradient_serial, _pc_gradient_layer_parallel = jit_pair(_pc_gradient_body)
+
+
+def _pc_gradient_chunks_body(chunk_rows, net, data, st, opts, partial, grad):
+    """The update with the batch in chunks: each chunk's share, then an ordered sum."""
+    batch = data.X.shape[0]
+    n_layers = net.sizes.shape[0] - 1
+    n_chunks = partial.shape[0]
+    for c in prange(n_chunks):
+        r0 = c * chunk_rows
+        r1 = min(batch, r0 + chunk_rows)
+        for l in range(n_layers):
+            _pc_gradient_layer(l, r0, r1, net, data, st, opts, partial[c])
+    for k in prange(_n_blocks(grad)):
+        _sum_chunks(partial, grad, k)
+
+
+_pc_gradient_chunks_serial, _pc_gradient_chunks_parallel = jit_pair(_pc_gradient_chunks_body)
+
+
+def _pc_fused_batch_body(init, n_updates, no_snapshots, chunk_rows, net, data, st, opts,
+                         partial, grad):
+    """Batch schedule, whole call in one parallel region: every chunk runs init, its
+    inference steps and its share of the update on its own rows; then an ordered sum."""
+    batch = data.X.shape[0]
+    n_layers = net.sizes.shape[0] - 1
+    n_chunks = partial.shape[0]
+    for c in prange(n_chunks):
+        r0 = c * chunk_rows
+        r1 = min(batch, r0 + chunk_rows)
+        _pc_init_rows(init, c, r0, r1, net, data, st, opts)
+        if no_snapshots:
+            _rows_zero(st.qs, net.sizes, batch, r0, r1)
+        _steps_serial(0, n_updates, r0, r1, c, net, data, st, opts)
+        for l in range(n_layers):
+            _pc_gradient_layer(l, r0, r1, net, data, st, opts, partial[c])
+    for k in prange(_n_blocks(grad)):
+        _sum_chunks(partial, grad, k)
+    return st.loss0.sum() / batch
+
+
+_pc_fused_batch_serial, _pc_fused_batch_parallel = jit_pair(_pc_fused_batch_body)
+
+
+@jit
+def _rows_zero(buf, sizes, batch, r0, r1):
+    """Zero rows r0:r1 of every layer of an activation-shaped buffer."""
+    for l in range(1, sizes.shape[0]):
+        _rows(buf, sizes, batch, l, r0, r1)[:, :] = 0
 
 
 @jit
