@@ -71,6 +71,7 @@ def ensure_blas_serial():
         return
     _blas_serial = True
     try:
+        import scipy.linalg.cython_blas  # noqa: F401  (loads the library Numba calls)
         from threadpoolctl import ThreadpoolController
     except ImportError:
         return
