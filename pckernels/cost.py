@@ -220,6 +220,7 @@ def simulate_fpa(net, X, y, steps, step_size, tol=1e-6):
             e[k] = new
     converged = np.where(last_big + 1 >= steps, -1, last_big + 1)
     converged = np.where(last_big < 0, 0, converged)
+    converged = np.where(first < 0, -1, converged)  # the error never arrived: not converged
     return {"first_nonzero": first, "converged_at": converged.astype(np.int64),
             "vjp_needed": vjp_needed}
 

@@ -52,7 +52,8 @@ class PCResult(GradientResult):
         (-1: never within T steps). Theorem 1: ``L + 1 - l`` from feedforward values.
     converged_at : int array of shape (L,)
         For each latent, the first step after which no step changed it by more than ``tol``
-        (-1: the last step still did). Corollary 1 counts these.
+        (-1: the last step still did, or the error never reached the latent). Corollary 1
+        counts these.
     states, errors : lists of arrays
         Final latents x_1..x_L and errors e_1..e_N, each (batch, n_l).
     work : dict
@@ -270,7 +271,7 @@ class PCRunner:
                        error_norms=np.array(norms), cosine=np.array(cos),
                        layer_cosine=np.array(layer_cos, dtype=np.float64))
 
-    def summarize(self, ws, batch):
+    def summarize(self, ws):
         """first_nonzero, converged_at and work counts from the workspace's info table."""
         info = ws.state.info
         n = self.net.n_layers
@@ -281,6 +282,7 @@ class PCRunner:
         n_updates = self.steps - 1 if self.variant == "zil" else self.steps
         converged = np.where(last + 1 >= n_updates, -1, last + 1)
         converged = np.where(last < 0, 0, converged)
+        converged = np.where(first < 0, -1, converged)  # the error never arrived
         vjp = int(info[:, K.I_VJP, 1:n].sum())
         vjp_skipped = int(info[:, K.I_VJP_SKIPPED, 1:n].sum())
         fwd = int(info[:, K.I_FWD, 1:].sum())
@@ -350,7 +352,7 @@ def pc_infer(net, X, y, variant, steps, step_size, precision_ratio=1.0, *, preci
         bp_grad = net.zeros_like_params()
         backprop_into(net, X, labels, targets, bp_grad)
     loss, ws, tr = runner.run(X, labels, targets, grad, trace_with=bp_grad)
-    first, converged, work = runner.summarize(ws, X.shape[0])
+    first, converged, work = runner.summarize(ws)
     st = ws.state
     B, n = X.shape[0], net.n_layers
     errors = [_layer(st.e, net.sizes, B, l).copy() for l in range(1, n + 1)]
