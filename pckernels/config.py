@@ -14,11 +14,17 @@ FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 #: Cache compiled kernels on disk next to the sources (``__pycache__``).
 CACHE = True
 
+#: NumPy's error model: float division by zero gives inf/nan instead of raising. Python's
+#: model puts a zero check in front of every division, which stops LLVM from vectorising
+#: any loop that divides.
+ERROR_MODEL = "numpy"
+
 
 def jit(fn=None, *, parallel=False):
     """Compile ``fn`` with the project's Numba settings (usable bare or with arguments)."""
     def wrap(f):
-        return numba.njit(f, cache=CACHE, fastmath=set(FASTMATH), parallel=parallel)
+        return numba.njit(f, cache=CACHE, fastmath=set(FASTMATH), parallel=parallel,
+                          error_model=ERROR_MODEL)
     return wrap(fn) if fn is not None else wrap
 
 

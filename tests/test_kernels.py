@@ -394,3 +394,21 @@ def test_adam_by_hand(dtype):
     assert np.isclose(v[0], 0.00124975, rtol=1e-6 if dtype == np.float32 else 1e-12)
     assert np.isclose(p2, 0.936610, atol=1e-6)  # the hand value itself: 0.9 + 0.0366...
 
+
+
+def test_float32_tanh_within_4_ulp_everywhere():
+    """float32 tanh uses its own vectorised formula: check it densely against float64 libm."""
+    from pckernels.kernels.activations import TANH, _activate
+    xs = np.concatenate([np.linspace(-12, 12, 400_001), np.geomspace(1e-38, 1, 20_000),
+                         -np.geomspace(1e-38, 1, 20_000)]).astype(np.float32)
+    y = xs.copy().reshape(1, -1)
+    _activate(y, TANH)
+    ref = np.tanh(xs.astype(np.float64))
+    ulp = np.abs(y.ravel().astype(np.float64) - ref) / np.spacing(
+        np.abs(ref).astype(np.float32)).astype(np.float64)
+    assert ulp.max() <= 4.0
+    special = np.array([[0.0, -0.0, np.inf, -np.inf, np.nan, 9.5, -30.0]], dtype=np.float32)
+    _activate(special, TANH)
+    np.testing.assert_array_equal(special[0, :4], [0.0, -0.0, 1.0, -1.0])
+    assert np.isnan(special[0, 4])
+    np.testing.assert_array_equal(special[0, 5:], [1.0, -1.0])
