@@ -143,5 +143,5 @@ def set_all_threads(n):
         threadpool_limits(n)
     except ImportError:
         pass
-    if "torch" in sys.modules:
+    if sys.modules.get("torch") is not None:
         sys.modules["torch"].set_num_threads(n)

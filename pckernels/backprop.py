@@ -3,8 +3,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .config import get_threads
-from .kernels.network import _backprop_chunks_parallel, _backprop_chunks_serial, _backprop_net
+from .kernels.network import _backprop_net
 
 
 @dataclass
@@ -26,27 +25,16 @@ class GradientResult:
     db: list = field(repr=False)
 
 
-#: Rows per chunk of backprop's batch split. Batches of up to this many rows run as one
-#: piece; larger ones are cut into fixed chunks that run in parallel when threads allow.
-#: Fixed (not derived from the thread count) so results never depend on the thread count.
-CHUNK_ROWS = 32
-
-
 def backprop_into(net, X, labels, targets, grad):
-    """Kernel-level backprop on already validated arrays; writes ``grad``, returns the loss."""
-    batch = X.shape[0]
-    ws = net.workspace(batch)
-    if batch <= CHUNK_ROWS:
-        return _backprop_net(X, labels, targets, net.loss_code, net.params, net.sizes,
-                             net.codes, ws["h"], ws["d"], grad)
-    partial = ws.get("partial")
-    if partial is None:
-        n_chunks = (batch + CHUNK_ROWS - 1) // CHUNK_ROWS
-        partial = ws["partial"] = np.zeros((n_chunks, net.n_params), dtype=net.dtype)
-        ws["losses"] = np.zeros(n_chunks, dtype=np.float64)
-    kernel = _backprop_chunks_parallel if get_threads() > 1 else _backprop_chunks_serial
-    return kernel(CHUNK_ROWS, X, labels, targets, net.loss_code, net.params, net.sizes,
-                  net.codes, ws["h"], ws["d"], partial, ws["losses"], grad)
+    """Kernel-level backprop on already validated arrays; writes ``grad``, returns the loss.
+
+    Serial on purpose: the products here are small, and concurrent BLAS calls from
+    several threads do not scale (measured in bench/: two threads each multiplying half
+    the batch took 0.8x the serial time, not 0.5x).
+    """
+    ws = net.workspace(X.shape[0])
+    return _backprop_net(X, labels, targets, net.loss_code, net.params, net.sizes, net.codes,
+                         ws["h"], ws["d"], grad)
 
 
 def backprop(net, X, y):

@@ -119,15 +119,14 @@ def _check_args(net, variant, steps, step_size, schedule, init, chunk_rows, tol)
 
 
 def resolve_schedule(schedule, batch):
-    """The schedule ``auto`` stands for: ``batch`` when the batch has more than one chunk.
+    """The schedule ``auto`` stands for: ``serial``, the fastest one measured.
 
-    Decided by the batch size alone, never by the thread count, so that results do not
-    change with the number of threads (the batch kernel runs its chunks one after the
-    other on one thread).
+    ``pck bench`` measures the three side by side. On the paper's MLP (64-wide layers,
+    batch 64) the parallel schedules lose: their threads call BLAS at the same time, and
+    concurrent BLAS calls do not scale. ``auto`` never depends on the thread count, so
+    results do not change with the number of threads.
     """
-    if schedule != "auto":
-        return schedule
-    return "batch" if batch > DEFAULT_CHUNK_ROWS else "serial"
+    return "serial" if schedule == "auto" else schedule
 
 
 def default_step_size(variant, precision_ratio=1.0):

@@ -3,6 +3,7 @@
 No timing assertions: timings live in bench/ and its outputs, never in tests.
 """
 import builtins
+import sys
 import json
 
 import numpy as np
@@ -20,6 +21,13 @@ TINY = ["--depth", "3", "--width", "6", "--inputs", "10", "--outputs", "4", "--b
 
 
 def _block(monkeypatch, *names):
+    # None in sys.modules makes any import of that module (or an already imported
+    # submodule) raise ImportError, even when another test imported it earlier.
+    for mod in list(sys.modules):
+        if mod.split(".")[0] in names:
+            monkeypatch.setitem(sys.modules, mod, None)
+    for name in names:
+        monkeypatch.setitem(sys.modules, name, None)
     real = builtins.__import__
 
     def fake(name, *args, **kwargs):

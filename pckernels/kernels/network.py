@@ -10,9 +10,8 @@ State layout (shared by every kernel that touches a network):
   flat; ``_layer(buf, sizes, batch, l)`` returns layer ``l``'s view.
 """
 import numpy as np
-from numba import prange
 
-from ..config import jit, jit_pair
+from ..config import jit
 from .dense import _backprop_through_activation, _dense_forward, _vjp_dense_input, _vjp_dense_params
 from .losses import _loss_grad
 
@@ -115,35 +114,15 @@ def _n_blocks(grad):
 @jit
 def _sum_chunks(partial, grad, k):
     """Block k of grad = sum over c of partial[c], summed in chunk order (deterministic)."""
-    n_chunks = partial.shape[0]
-    for i in range(k * _SUM_BLOCK, min(grad.size, (k + 1) * _SUM_BLOCK)):
-        s = partial[0, i]
-        for c in range(1, n_chunks):
-            s += partial[c, i]
-        grad[i] = s
+    i0 = k * _SUM_BLOCK
+    i1 = min(grad.size, i0 + _SUM_BLOCK)
+    for i in range(i0, i1):
+        grad[i] = partial[0, i]
+    for c in range(1, partial.shape[0]):
+        for i in range(i0, i1):
+            grad[i] += partial[c, i]
 
 
-def _backprop_chunks_body(chunk_rows, X, labels, targets, loss_code, params, sizes, codes,
-                          hbuf, dbuf, partial, losses, grad):
-    """Backprop with the batch cut into fixed chunks of rows (run in parallel by ``prange``).
-
-    Chunk c writes its share of the gradient into ``partial[c]``; a second pass sums the
-    shares in chunk order. The chunking depends on ``chunk_rows`` only, never on the
-    thread count, so results are the same with any number of threads.
-    """
-    batch = X.shape[0]
-    n_chunks = partial.shape[0]
-    for c in prange(n_chunks):
-        r0 = c * chunk_rows
-        r1 = min(batch, r0 + chunk_rows)
-        losses[c] = _backprop_rows(r0, r1, X, labels, targets, loss_code, params, sizes,
-                                   codes, hbuf, dbuf, partial[c])
-    for k in prange(_n_blocks(grad)):
-        _sum_chunks(partial, grad, k)
-    return losses.sum() / batch
-
-
-_backprop_chunks_serial, _backprop_chunks_parallel = jit_pair(_backprop_chunks_body)
 
 
 @jit

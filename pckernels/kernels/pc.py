@@ -29,6 +29,8 @@ from numba import prange
 from ..config import jit, jit_pair
 from .activations import _activate, _grad_from_output
 from .dense import _affine, _vjp_dense_input, _vjp_dense_params
+from .elementwise import (_axpby_tracked, _count_nonzero, _difference, _negate, _relax_tracked,
+                          _scaled_copy, _scaled_product, _sum_squares)
 from .losses import _loss_grad
 from .network import _bias, _layer, _n_blocks, _sum_chunks, _weight
 
@@ -70,15 +72,6 @@ def _rows(buf, sizes, batch, l, r0, r1):
 
 
 @jit
-def _any_nonzero(a):
-    for i in range(a.shape[0]):
-        for j in range(a.shape[1]):
-            if a[i, j] != 0:
-                return True
-    return False
-
-
-@jit
 def _predict_layer(l, t, r0, r1, chunk, net, data, st, opts, force):
     """Phase "predict" for weight layer l: pred_{l+1}, gp_l and e_{l+1} at step t (eq. 3.9-3.11)."""
     X = data.X
@@ -101,15 +94,10 @@ def _predict_layer(l, t, r0, r1, chunk, net, data, st, opts, force):
         if fresh_input:
             st.loss[chunk] = _loss_grad(pred, data.labels[r0:r1], data.targets[r0:r1],
                                         net.loss_code, e)
-            flat = e.reshape(-1)
-            for i in range(flat.size):
-                flat[i] = -flat[i]
+            _negate(e)
     elif fresh_input or info[I_XCHANGED, l + 1] != 0:
-        x = _rows(st.x, sizes, batch, l + 1, r0, r1)
-        for i in range(e.shape[0]):
-            for j in range(e.shape[1]):
-                e[i, j] = x[i, j] - pred[i, j]
-    nonzero = _any_nonzero(e)
+        _difference(e, _rows(st.x, sizes, batch, l + 1, r0, r1), pred)
+    nonzero = _count_nonzero(e) > 0
     info[I_NONZERO, l + 1] = nonzero
     if nonzero and info[I_FIRST, l + 1] < 0:
         info[I_FIRST, l + 1] = t
@@ -124,10 +112,7 @@ def _snapshot(l, r0, r1, net, data, st):
     sizes = net.sizes
     e = _rows(st.e, sizes, batch, l + 1, r0, r1)
     gp = _rows(st.gp, sizes, batch, l + 1, r0, r1)
-    qs = _rows(st.qs, sizes, batch, l + 1, r0, r1)
-    for i in range(e.shape[0]):
-        for j in range(e.shape[1]):
-            qs[i, j] = e[i, j] * gp[i, j]
+    _scaled_product(_rows(st.qs, sizes, batch, l + 1, r0, r1), e, gp, 1.0)
     if l > 0:
         _rows(st.xs, sizes, batch, l, r0, r1)[:, :] = _rows(st.x, sizes, batch, l, r0, r1)
 
@@ -146,40 +131,20 @@ def _vpc_update_layer(l, t, r0, r1, chunk, net, data, st, opts):
         info[I_XCHANGED, l] = 0
         info[I_VJP_SKIPPED, l] += 1
         return
-    t_ = x.dtype.type
-    gamma = t_(opts.gamma)
-    pi_own = t_(opts.pis[l])
     v = _rows(st.v, sizes, batch, l, r0, r1)
     if incoming or not opts.skip:
-        pi_up = t_(opts.pis[l + 1])
         q = _rows(st.q, sizes, batch, l + 1, r0, r1)
-        e_up = _rows(st.e, sizes, batch, l + 1, r0, r1)
-        gp = _rows(st.gp, sizes, batch, l + 1, r0, r1)
-        for i in range(q.shape[0]):
-            for j in range(q.shape[1]):
-                q[i, j] = pi_up * e_up[i, j] * gp[i, j]
+        _scaled_product(q, _rows(st.e, sizes, batch, l + 1, r0, r1),
+                        _rows(st.gp, sizes, batch, l + 1, r0, r1), opts.pis[l + 1])
         _vjp_dense_input(q, _weight(net.params, sizes, l), v)
         info[I_VJP, l] += 1
     else:
         v[:, :] = 0
         info[I_VJP_SKIPPED, l] += 1
-    big = _axpy_change(x, v, e, gamma, -gamma * pi_own)
-    info[I_XCHANGED, l] = big > 0
-    if big > opts.tol:
+    changed, big = _axpby_tracked(x, v, e, opts.gamma, -opts.gamma * opts.pis[l], opts.tol)
+    info[I_XCHANGED, l] = changed > 0
+    if big > 0:
         info[I_LASTBIG, l] = t
-
-
-@jit
-def _axpy_change(x, a, b, alpha, beta):
-    """x += alpha a + beta b in place; returns max |change| (branch-free, vectorisable)."""
-    big = x.dtype.type(0.0)
-    for i in range(x.shape[0]):
-        for j in range(x.shape[1]):
-            old = x[i, j]
-            new = old + (alpha * a[i, j] + beta * b[i, j])
-            x[i, j] = new
-            big = max(big, abs(new - old))
-    return big
 
 
 @jit
@@ -202,11 +167,8 @@ def _fpa_vjp_layer(l, t, r0, r1, chunk, net, data, st, opts):
         info[I_VJP_SKIPPED, l] += 1
         return
     q = _rows(st.q, sizes, batch, l + 1, r0, r1)
-    e_up = _rows(st.e, sizes, batch, l + 1, r0, r1)
-    gp = _rows(st.gp, sizes, batch, l + 1, r0, r1)
-    for i in range(q.shape[0]):
-        for j in range(q.shape[1]):
-            q[i, j] = e_up[i, j] * gp[i, j]
+    _scaled_product(q, _rows(st.e, sizes, batch, l + 1, r0, r1),
+                    _rows(st.gp, sizes, batch, l + 1, r0, r1), 1.0)
     _vjp_dense_input(q, _weight(net.params, sizes, l), _rows(st.v, sizes, batch, l, r0, r1))
     info[I_VJP, l] += 1
 
@@ -221,34 +183,16 @@ def _fpa_update_layer(l, t, r0, r1, chunk, net, data, st, opts):
     if action == ACT_KEEP:
         info[I_ECHANGED, l] = 0
         return
-    e = _rows(st.e, sizes, batch, l, r0, r1)
     v = _rows(st.v, sizes, batch, l, r0, r1)
-    t_ = e.dtype.type
     if action == ACT_DECAY:
         v[:, :] = 0
-    big = t_(0.0)
-    nonzero = 0
-    if opts.gamma == 1.0:
-        for i in range(e.shape[0]):
-            for j in range(e.shape[1]):
-                new = v[i, j]
-                big = max(big, abs(new - e[i, j]))
-                e[i, j] = new
-                nonzero += new != 0
-    else:
-        gamma = t_(opts.gamma)
-        for i in range(e.shape[0]):
-            for j in range(e.shape[1]):
-                old = e[i, j]
-                new = old + gamma * (v[i, j] - old)
-                big = max(big, abs(new - old))
-                e[i, j] = new
-                nonzero += new != 0
-    info[I_ECHANGED, l] = big > 0
+    changed, big, nonzero = _relax_tracked(_rows(st.e, sizes, batch, l, r0, r1), v,
+                                           opts.gamma, opts.tol)
+    info[I_ECHANGED, l] = changed > 0
     info[I_NONZERO, l] = nonzero > 0
     if nonzero > 0 and info[I_FIRST, l] < 0:
         info[I_FIRST, l] = t + 1
-    if big > opts.tol:
+    if big > 0:
         info[I_LASTBIG, l] = t
 
 
@@ -315,9 +259,7 @@ def _pc_init_rows(init, c, r0, r1, net, data, st, opts):
             st.loss[c] = _loss_grad(pred, data.labels[r0:r1], data.targets[r0:r1],
                                     net.loss_code, e)
             st.loss0[c] = st.loss[c]
-            for i in range(e.shape[0]):
-                for j in range(e.shape[1]):
-                    e[i, j] = -e[i, j]
+            _negate(e)
         else:
             x = _rows(st.x, sizes, batch, l + 1, r0, r1)
             _rows(st.xs, sizes, batch, l + 1, r0, r1)[:, :] = 0
@@ -325,10 +267,8 @@ def _pc_init_rows(init, c, r0, r1, net, data, st, opts):
                 x[:, :] = pred
             elif init == INIT_ZEROS:
                 x[:, :] = 0
-            for i in range(e.shape[0]):
-                for j in range(e.shape[1]):
-                    e[i, j] = x[i, j] - pred[i, j]
-        nonzero = _any_nonzero(e)
+            _difference(e, x, pred)
+        nonzero = _count_nonzero(e) > 0
         info[I_NONZERO, l + 1] = nonzero
         if nonzero:
             info[I_FIRST, l + 1] = 0
@@ -361,20 +301,13 @@ def _pc_gradient_layer(l, r0, r1, net, data, st, opts, grad):
     batch = X.shape[0]
     sizes = net.sizes
     q = _rows(st.q, sizes, batch, l + 1, r0, r1)
-    scale = q.dtype.type(-1.0 / batch)
+    scale = -1.0 / batch
     if opts.variant == ZIL:
-        qs = _rows(st.qs, sizes, batch, l + 1, r0, r1)
-        for i in range(q.shape[0]):
-            for j in range(q.shape[1]):
-                q[i, j] = scale * qs[i, j]
+        _scaled_copy(q, _rows(st.qs, sizes, batch, l + 1, r0, r1), scale)
         xin = X[r0:r1] if l == 0 else _rows(st.xs, sizes, batch, l, r0, r1)
     else:
-        e = _rows(st.e, sizes, batch, l + 1, r0, r1)
-        gp = _rows(st.gp, sizes, batch, l + 1, r0, r1)
-        factor = scale * q.dtype.type(opts.pis[l + 1])
-        for i in range(q.shape[0]):
-            for j in range(q.shape[1]):
-                q[i, j] = factor * e[i, j] * gp[i, j]
+        _scaled_product(q, _rows(st.e, sizes, batch, l + 1, r0, r1),
+                        _rows(st.gp, sizes, batch, l + 1, r0, r1), scale * opts.pis[l + 1])
         if l == 0:
             xin = X[r0:r1]
         elif opts.variant == FPA:
@@ -450,12 +383,7 @@ def _energy(net, data, st, opts):
     n_layers = sizes.shape[0] - 1
     total = 0.0
     for l in range(1, n_layers):
-        e = _layer(st.e, sizes, batch, l)
-        s = 0.0
-        for i in range(e.shape[0]):
-            for j in range(e.shape[1]):
-                s += e[i, j] * e[i, j]
-        total += 0.5 * opts.pis[l] * s
+        total += 0.5 * opts.pis[l] * _sum_squares(_layer(st.e, sizes, batch, l))
     return total + opts.pis[n_layers] * st.loss.sum()
 
 
@@ -465,9 +393,4 @@ def _error_norms(net, data, st, out):
     batch = data.X.shape[0]
     sizes = net.sizes
     for l in range(1, sizes.shape[0]):
-        e = _layer(st.e, sizes, batch, l)
-        s = 0.0
-        for i in range(e.shape[0]):
-            for j in range(e.shape[1]):
-                s += e[i, j] * e[i, j]
-        out[l - 1] = np.sqrt(s)
+        out[l - 1] = np.sqrt(_sum_squares(_layer(st.e, sizes, batch, l)))
