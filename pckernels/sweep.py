@@ -20,8 +20,8 @@ Results live in one folder::
 Rerunning the same sweep skips the finished cells, so an interruption loses at most the cells
 in flight. Cells run serially, in parallel with joblib, or on a Dask cluster through joblib's
 ``dask`` backend; the numbers do not depend on which, nor on the thread count: inference uses
-the batch-parallel schedule with fixed chunks (``schedule="batch"``), whose results are the
-same for every number of threads.
+the serial schedule (``schedule="serial"``, also the fastest on one thread), and the
+parallelism of a sweep is over its cells.
 """
 import csv
 import hashlib
@@ -133,7 +133,7 @@ class SweepConfig:
     batch_size: int = 64
     epochs: int = 10
     precision_ratio: float = 1.0
-    schedule: str = "batch"
+    schedule: str = "serial"
 
     def __post_init__(self):
         def norm(name, values, kind, check, what):
