@@ -47,6 +47,21 @@ def _table(header, rows):
     return "\n".join(lines)
 
 
+def _shape_options(f):
+    """--width, --inputs, --outputs, --batch, --dtype: the network both commands time."""
+    for option in reversed([
+            click.option("--width", type=click.IntRange(min=1), default=64, show_default=True),
+            click.option("--inputs", type=click.IntRange(min=1), default=784,
+                         show_default=True),
+            click.option("--outputs", type=click.IntRange(min=2), default=10,
+                         show_default=True),
+            click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True),
+            click.option("--dtype", type=click.Choice(DTYPES), default="float32",
+                         show_default=True)]):
+        f = option(f)
+    return f
+
+
 def _set_threads_or_fail(threads):
     from pckernels.config import set_threads
     if threads:
@@ -59,11 +74,7 @@ def _set_threads_or_fail(threads):
 @click.command("bench")
 @click.option("--depths", default="2,5,10,20", show_default=True,
               help="Hidden-layer counts L to time, comma-separated.")
-@click.option("--width", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--inputs", type=click.IntRange(min=1), default=784, show_default=True)
-@click.option("--outputs", type=click.IntRange(min=2), default=10, show_default=True)
-@click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True)
+@_shape_options
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="One thread count for Numba, BLAS, torch and XLA [default: all].")
 @click.option("--schedule", type=click.Choice(SCHEDULES), default="auto", show_default=True,
@@ -188,11 +199,7 @@ def format_depth(res, cfg):
 @click.command("complexity")
 @click.option("--depth", type=click.IntRange(min=1), default=5, show_default=True,
               help="Hidden layers L.")
-@click.option("--width", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--inputs", type=click.IntRange(min=1), default=784, show_default=True)
-@click.option("--outputs", type=click.IntRange(min=2), default=10, show_default=True)
-@click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True)
+@_shape_options
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="P, the threads of the parallel schedules [default: all].")
 @click.option("--algo", type=click.Choice(("fpa", "zil", "vpc")), default="fpa",

@@ -12,16 +12,20 @@ def _umask_mode():
     return 0o666 & ~mask
 
 
-def atomic_write_text(path, text):
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+def atomic_write(path, write, binary=False):
+    """Call ``write(file)`` on a temporary file in the target folder, then rename it.
+
+    A reader sees the old file or the complete new one, never a partial write; on any
+    error (or interruption) the temporary file is removed and the target is untouched.
+    """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
         os.chmod(tmp, _umask_mode())
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb" if binary else "w") as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -29,6 +33,11 @@ def atomic_write_text(path, text):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_text(path, text):
+    """Write ``text`` to ``path`` atomically."""
+    atomic_write(path, lambda f: f.write(text))
 
 
 def atomic_write_json(path, obj):

@@ -1,11 +1,10 @@
 """The multilayer perceptron: parameters in one flat buffer, layers as views into it."""
 import os
-import tempfile
 
 import numpy as np
 
 from .config import ensure_blas_serial
-from .io import _umask_mode
+from .io import atomic_write
 from .kernels.activations import ACTIVATIONS, IDENTITY
 from .kernels.losses import LOSSES, _log_softmax
 from .kernels.network import _forward_net, _layer
@@ -219,23 +218,12 @@ class MLP:
 
     def save(self, path):
         """Write the architecture and parameters to an ``.npz`` file, atomically."""
-        path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(suffix=".npz", dir=directory)
-        try:
-            os.chmod(tmp, _umask_mode())
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, params=self.params, sizes=self.sizes,
-                         activation=np.array(self.activation), loss=np.array(self.loss),
-                         dtype=np.array(str(self.dtype)), seed=np.array(self.seed),
-                         format=np.array("pckernels-mlp-1"))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        def write(f):
+            np.savez(f, params=self.params, sizes=self.sizes,
+                     activation=np.array(self.activation), loss=np.array(self.loss),
+                     dtype=np.array(str(self.dtype)), seed=np.array(self.seed),
+                     format=np.array("pckernels-mlp-1"))
+        atomic_write(path, write, binary=True)
 
     @classmethod
     def load(cls, path):
