@@ -20,10 +20,16 @@ CACHE = True
 ERROR_MODEL = "numpy"
 
 
-def jit(fn=None, *, parallel=False):
-    """Compile ``fn`` with the project's Numba settings (usable bare or with arguments)."""
+def jit(fn=None, *, parallel=False, ordered=False):
+    """Compile ``fn`` with the project's Numba settings (usable bare or with arguments).
+
+    ``ordered=True`` drops ``reassoc`` for kernels whose rounding must follow the written
+    order of operations (the batch-mean scaling that makes fpa reproduce backprop).
+    """
+    flags = set(FASTMATH) - {"reassoc"} if ordered else set(FASTMATH)
+
     def wrap(f):
-        return numba.njit(f, cache=CACHE, fastmath=set(FASTMATH), parallel=parallel,
+        return numba.njit(f, cache=CACHE, fastmath=flags, parallel=parallel,
                           error_model=ERROR_MODEL)
     return wrap(fn) if fn is not None else wrap
 

@@ -472,3 +472,19 @@ def test_train_cosine_logging(digits):
     assert hist.final.layer_cosine[0] == 0.0     # the first layer never got an error
     _, hist = _train(digits, "bp", cosine_=True)
     assert hist.final.cosine == 1.0
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("batch", [64, 48, 7])
+def test_fpa_step1_reproduces_backprop_bit_for_bit(dtype, batch):
+    """Same operations in the same order: fpa (step 1, T >= L) is backprop, not just close."""
+    for L in (1, 3, 6):
+        net = pk.MLP([20] + [16] * L + [5], dtype=dtype, seed=L)
+        rng = np.random.default_rng(L)
+        X, y = rng.random((batch, 20)), rng.integers(0, 5, batch)
+        g = pk.backprop(net, X, y)
+        for schedule in ("serial", "layers"):
+            for T in (L, L + 2):
+                r = pk.pc_infer(net, X, y, "fpa", T, 1.0, schedule=schedule)
+                assert np.array_equal(r.grad, g.grad), (L, schedule, T)
+                assert r.loss == g.loss

@@ -9,16 +9,16 @@ import numpy as np
 from ..config import jit
 
 
-@jit
+@jit(ordered=True)
 def _scaled_product(out, a, b, s):
-    """out = s * a * b."""
+    """out = s * (a * b), in that order (backprop scales its delta = d * g' the same way)."""
     fo, fa, fb = out.reshape(-1), a.reshape(-1), b.reshape(-1)
     s_ = out.dtype.type(s)
     for i in range(fo.size):
-        fo[i] = s_ * fa[i] * fb[i]
+        fo[i] = s_ * (fa[i] * fb[i])
 
 
-@jit
+@jit(ordered=True)
 def _scaled_copy(out, a, s):
     """out = s * a."""
     fo, fa = out.reshape(-1), a.reshape(-1)

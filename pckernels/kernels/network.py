@@ -13,6 +13,7 @@ import numpy as np
 
 from ..config import jit
 from .dense import _backprop_through_activation, _dense_forward, _vjp_dense_input, _vjp_dense_params
+from .elementwise import _scaled_copy
 from .losses import _loss_grad
 
 
@@ -61,45 +62,33 @@ def _forward_net(X, params, sizes, codes, hbuf):
 
 
 @jit
-def _backprop_rows(r0, r1, X, labels, targets, loss_code, params, sizes, codes, hbuf, dbuf,
-                   grad):
-    """Forward, loss and backward for rows r0:r1 of the batch; returns their loss sum.
+def _backprop_net(X, labels, targets, loss_code, params, sizes, codes, hbuf, dbuf, grad):
+    """Forward, loss and backward for a batch; returns the batch-mean loss (section 2).
 
-    Eq. 2.2-2.5: delta_l = d_{l+1} * g_l', dW_l = h_l^T delta_l / B, d_l = delta_l W_l^T.
-    Rows are independent until the parameter sums, so ``grad`` receives these rows' share
-    of the gradient of the batch mean. The 1/B of the mean rides along in the deltas;
-    dbuf ends up holding the deltas; d_0 is never computed.
+    Eq. 2.2-2.5: delta_l = d_{l+1} * g_l', d_l = delta_l W_l^T, dW_l = h_l^T delta_l / B.
+    The 1/B of the mean is applied to delta_l just before its parameter product, after
+    d_l has been formed, exactly where and how the PC kernels apply it, so that fpa with
+    step size 1 reproduces backprop bit for bit. dbuf ends up holding delta_l / B; d_0 is
+    never computed.
     """
     batch = X.shape[0]
     n_layers = sizes.shape[0] - 1
-    h = X[r0:r1]
+    h = X
     for l in range(n_layers):
-        out = _layer(hbuf, sizes, batch, l + 1)[r0:r1]
+        out = _layer(hbuf, sizes, batch, l + 1)
         _dense_forward(h, _weight(params, sizes, l), _bias(params, sizes, l), codes[l], out)
         h = out
-    d_out = _layer(dbuf, sizes, batch, n_layers)[r0:r1]
-    total = _loss_grad(h, labels[r0:r1], targets[r0:r1], loss_code, d_out)
-    inv_batch = d_out.dtype.type(1.0 / batch)
-    for i in range(d_out.shape[0]):
-        for j in range(d_out.shape[1]):
-            d_out[i, j] *= inv_batch
+    total = _loss_grad(h, labels, targets, loss_code, _layer(dbuf, sizes, batch, n_layers))
+    inv_batch = 1.0 / batch
     for l in range(n_layers - 1, -1, -1):
-        delta = _layer(dbuf, sizes, batch, l + 1)[r0:r1]
-        _backprop_through_activation(delta, _layer(hbuf, sizes, batch, l + 1)[r0:r1], codes[l])
-        hin = X[r0:r1] if l == 0 else _layer(hbuf, sizes, batch, l)[r0:r1]
-        _vjp_dense_params(hin, delta, _weight(grad, sizes, l), _bias(grad, sizes, l))
+        delta = _layer(dbuf, sizes, batch, l + 1)
+        _backprop_through_activation(delta, _layer(hbuf, sizes, batch, l + 1), codes[l])
         if l > 0:
-            _vjp_dense_input(delta, _weight(params, sizes, l),
-                             _layer(dbuf, sizes, batch, l)[r0:r1])
-    return total
-
-
-@jit
-def _backprop_net(X, labels, targets, loss_code, params, sizes, codes, hbuf, dbuf, grad):
-    """Forward, loss and backward for the whole batch; returns the batch-mean loss."""
-    total = _backprop_rows(0, X.shape[0], X, labels, targets, loss_code, params, sizes, codes,
-                           hbuf, dbuf, grad)
-    return total / X.shape[0]
+            _vjp_dense_input(delta, _weight(params, sizes, l), _layer(dbuf, sizes, batch, l))
+        _scaled_copy(delta, delta, inv_batch)
+        hin = X if l == 0 else _layer(hbuf, sizes, batch, l)
+        _vjp_dense_params(hin, delta, _weight(grad, sizes, l), _bias(grad, sizes, l))
+    return total / batch
 
 
 _SUM_BLOCK = 4096
