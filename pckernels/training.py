@@ -168,9 +168,12 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
     grad = net.zeros_like_params()
     bp_grad = net.zeros_like_params() if cosine and algo != "bp" else None
     layer_cos = np.zeros(net.n_layers, dtype=np.float64)
-    Xs = np.empty_like(X_train)
-    ls = np.empty_like(labels_all)
-    ts = np.empty_like(targets_all)
+    # Batches are gathered row by row into small buffers that stay in cache, rather than
+    # shuffling the whole training set each epoch (a second full copy of it in memory).
+    Xs = np.empty((batch_size, X_train.shape[1]), dtype=X_train.dtype)
+    ls = np.empty(batch_size if labels_all.size else 0, dtype=labels_all.dtype)
+    ts = (np.empty((batch_size, targets_all.shape[1]), dtype=targets_all.dtype)
+          if targets_all.size else targets_all)
     # Parameters before the current and before the previous batch: a non-finite loss is
     # seen one batch after the update that caused it when that update itself overflowed.
     backup, backup_prev = net.params.copy(), net.params.copy()
@@ -178,18 +181,14 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
     for epoch in range(1, int(epochs) + 1):
         start = time.perf_counter()
         perm = rng.permutation(n)
-        np.take(X_train, perm, axis=0, out=Xs)
-        if labels_all.size:
-            np.take(labels_all, perm, axis=0, out=ls)
-        if targets_all.size:
-            np.take(targets_all, perm, axis=0, out=ts)
         total, cos_sum, n_batches = 0.0, 0.0, 0
         layer_sum = np.zeros(net.n_layers)
         for b0 in range(0, n, batch_size):
             b1 = min(n, b0 + batch_size)
-            Xb = Xs[b0:b1]
-            lb = ls[b0:b1] if ls.size else ls
-            tb = ts[b0:b1] if ts.size else ts
+            rows = perm[b0:b1]
+            Xb = np.take(X_train, rows, axis=0, out=Xs[:b1 - b0])
+            lb = np.take(labels_all, rows, out=ls[:b1 - b0]) if ls.size else ls
+            tb = np.take(targets_all, rows, axis=0, out=ts[:b1 - b0]) if ts.size else ts
             backup, backup_prev = backup_prev, backup
             backup[:] = net.params
             loss = grad_fn(Xb, lb, tb, grad)
