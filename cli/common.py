@@ -101,7 +101,7 @@ def pc_options(f):
         click.option("--precision-ratio", type=float, default=1.0, show_default=True,
                      callback=positive(), help="scaled: k, the hidden precisions."),
         click.option("--step-size", type=float, default=None, callback=positive(),
-                     help="Inference step size gamma [default: 1; 0.5/k for scaled]."),
+                     help="Inference step size gamma [default: 1; 0.1/k for scaled]."),
         click.option("--steps", type=click.IntRange(min=0), default=None,
                      help="Inference steps T [default: L; L+1 for zil]."),
         click.option("--algo", type=click.Choice(ALGORITHMS), default="bp", show_default=True,

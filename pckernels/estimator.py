@@ -28,7 +28,7 @@ class PCClassifier(ClassifierMixin, BaseEstimator):
     steps : int, optional
         Inference steps T of a PC algorithm; default L (fpa, vpc, scaled) or L + 1 (zil).
     step_size : float, optional
-        Inference step size; default 1, or 0.5 / precision_ratio for ``scaled``.
+        Inference step size; default 1, or 0.1 / precision_ratio for ``scaled``.
     precision_ratio : float, default 1.0
         k, the hidden precisions of ``scaled``.
     optimizer : {"sgd", "adam"}, default "sgd"

@@ -51,7 +51,7 @@ class Optimizer:
 class PCSettings:
     """Inference settings of a PC algorithm (ignored for ``bp``)."""
     steps: int = None          # default: L (fpa, vpc, scaled) or L + 1 (zil)
-    step_size: float = None    # default: 1, or 0.5/k for scaled
+    step_size: float = None    # default: 1, or 0.1/k for scaled
     precision_ratio: float = 1.0
     init: str = "forward"
     schedule: str = "auto"
