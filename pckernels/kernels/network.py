@@ -73,12 +73,9 @@ def _backprop_net(X, labels, targets, loss_code, params, sizes, codes, hbuf, dbu
     """
     batch = X.shape[0]
     n_layers = sizes.shape[0] - 1
-    h = X
-    for l in range(n_layers):
-        out = _layer(hbuf, sizes, batch, l + 1)
-        _dense_forward(h, _weight(params, sizes, l), _bias(params, sizes, l), codes[l], out)
-        h = out
-    total = _loss_grad(h, labels, targets, loss_code, _layer(dbuf, sizes, batch, n_layers))
+    _forward_net(X, params, sizes, codes, hbuf)
+    total = _loss_grad(_layer(hbuf, sizes, batch, n_layers), labels, targets, loss_code,
+                       _layer(dbuf, sizes, batch, n_layers))
     inv_batch = 1.0 / batch
     for l in range(n_layers - 1, -1, -1):
         delta = _layer(dbuf, sizes, batch, l + 1)
