@@ -29,8 +29,8 @@ def backprop_into(net, X, labels, targets, grad):
     """Kernel-level backprop on already validated arrays; writes ``grad``, returns the loss.
 
     Serial on purpose: the products here are small, and concurrent BLAS calls from
-    several threads do not scale (measured in bench/: two threads each multiplying half
-    the batch took 0.8x the serial time, not 0.5x).
+    several threads do not scale (``pck bench`` shows it on the batch-parallel PC
+    schedule, which splits the batch over threads and runs slower than serial).
     """
     ws = net.workspace(X.shape[0])
     return _backprop_net(X, labels, targets, net.loss_code, net.params, net.sizes, net.codes,

@@ -118,7 +118,7 @@ def _check_args(net, variant, steps, step_size, schedule, init, chunk_rows, tol)
         raise ValueError(f"tol must be >= 0, got {tol}")
 
 
-def resolve_schedule(schedule, batch):
+def resolve_schedule(schedule):
     """The schedule ``auto`` stands for: ``serial``, the fastest one measured.
 
     ``pck bench`` measures the three side by side. On the paper's MLP (64-wide layers,
@@ -187,7 +187,7 @@ class PCRunner:
                             loss_code=net.loss_code)
 
     def _layout(self, batch):
-        schedule = resolve_schedule(self.schedule, batch)
+        schedule = resolve_schedule(self.schedule)
         rows = batch
         if schedule == "batch":
             rows = min(batch, self.chunk_rows or DEFAULT_CHUNK_ROWS)

@@ -66,6 +66,13 @@ PCOpts = namedtuple("PCOpts", ["variant", "gamma", "pis", "tol", "skip"])
 
 
 @jit
+def _chunk_bounds(c, chunk_rows, batch):
+    """Rows r0:r1 of chunk c."""
+    r0 = c * chunk_rows
+    return r0, min(batch, r0 + chunk_rows)
+
+
+@jit
 def _rows(buf, sizes, batch, l, r0, r1):
     """Rows r0:r1 of layer l in an activation-shaped buffer."""
     return _layer(buf, sizes, batch, l)[r0:r1]
@@ -221,8 +228,7 @@ def _steps_batch_body(t0, t1, chunk_rows, net, data, st, opts):
     batch = data.X.shape[0]
     n_chunks = (batch + chunk_rows - 1) // chunk_rows
     for c in prange(n_chunks):
-        r0 = c * chunk_rows
-        r1 = min(batch, r0 + chunk_rows)
+        r0, r1 = _chunk_bounds(c, chunk_rows, batch)
         _steps_serial(t0, t1, r0, r1, c, net, data, st, opts)
 
 
@@ -282,8 +288,8 @@ def _pc_init_body(init, chunk_rows, net, data, st, opts):
     batch = data.X.shape[0]
     n_chunks = st.info.shape[0]
     for c in prange(n_chunks):
-        r0 = c * chunk_rows
-        _pc_init_rows(init, c, r0, min(batch, r0 + chunk_rows), net, data, st, opts)
+        r0, r1 = _chunk_bounds(c, chunk_rows, batch)
+        _pc_init_rows(init, c, r0, r1, net, data, st, opts)
     return st.loss0.sum() / batch
 
 
@@ -317,6 +323,13 @@ def _pc_gradient_layer(l, r0, r1, net, data, st, opts, grad):
     _vjp_dense_params(xin, q, _weight(grad, sizes, l), _bias(grad, sizes, l))
 
 
+@jit
+def _pc_gradient_rows(r0, r1, net, data, st, opts, grad):
+    """Rows r0:r1's share of the update of every layer."""
+    for l in range(net.sizes.shape[0] - 1):
+        _pc_gradient_layer(l, r0, r1, net, data, st, opts, grad)
+
+
 def _pc_gradient_body(net, data, st, opts, grad):
     """The parameter update as a gradient of the mean loss, all rows, ``prange`` over layers."""
     n_layers = net.sizes.shape[0] - 1
@@ -330,13 +343,9 @@ _pc_gradient_serial, _pc_gradient_layer_parallel = jit_pair(_pc_gradient_body)
 def _pc_gradient_chunks_body(chunk_rows, net, data, st, opts, partial, grad):
     """The update with the batch in chunks: each chunk's share, then an ordered sum."""
     batch = data.X.shape[0]
-    n_layers = net.sizes.shape[0] - 1
-    n_chunks = partial.shape[0]
-    for c in prange(n_chunks):
-        r0 = c * chunk_rows
-        r1 = min(batch, r0 + chunk_rows)
-        for l in range(n_layers):
-            _pc_gradient_layer(l, r0, r1, net, data, st, opts, partial[c])
+    for c in prange(partial.shape[0]):
+        r0, r1 = _chunk_bounds(c, chunk_rows, batch)
+        _pc_gradient_rows(r0, r1, net, data, st, opts, partial[c])
     for k in prange(_n_blocks(grad)):
         _sum_chunks(partial, grad, k)
 
@@ -349,17 +358,13 @@ def _pc_fused_batch_body(init, n_updates, no_snapshots, chunk_rows, net, data, s
     """Batch schedule, whole call in one parallel region: every chunk runs init, its
     inference steps and its share of the update on its own rows; then an ordered sum."""
     batch = data.X.shape[0]
-    n_layers = net.sizes.shape[0] - 1
-    n_chunks = partial.shape[0]
-    for c in prange(n_chunks):
-        r0 = c * chunk_rows
-        r1 = min(batch, r0 + chunk_rows)
+    for c in prange(partial.shape[0]):
+        r0, r1 = _chunk_bounds(c, chunk_rows, batch)
         _pc_init_rows(init, c, r0, r1, net, data, st, opts)
         if no_snapshots:
             _rows_zero(st.qs, net.sizes, batch, r0, r1)
         _steps_serial(0, n_updates, r0, r1, c, net, data, st, opts)
-        for l in range(n_layers):
-            _pc_gradient_layer(l, r0, r1, net, data, st, opts, partial[c])
+        _pc_gradient_rows(r0, r1, net, data, st, opts, partial[c])
     for k in prange(_n_blocks(grad)):
         _sum_chunks(partial, grad, k)
     return st.loss0.sum() / batch
