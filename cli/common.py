@@ -103,7 +103,7 @@ def pc_options(f):
         click.option("--step-size", type=float, default=None, callback=positive(),
                      help="Inference step size gamma [default: 1; 0.1/k for scaled]."),
         click.option("--steps", type=click.IntRange(min=0), default=None,
-                     help="Inference steps T [default: L; L+1 for zil]."),
+                     help="Inference steps T (state updates) [default: L, the hidden layers]."),
         click.option("--algo", type=click.Choice(ALGORITHMS), default="bp", show_default=True,
                      help="bp (backprop) or a predictive-coding variant."),
     ]

@@ -26,7 +26,7 @@ class PCClassifier(ClassifierMixin, BaseEstimator):
     algorithm : {"bp", "vpc", "scaled", "fpa", "zil"}, default "bp"
         How the per-batch update is computed (ALGORITHMS.md).
     steps : int, optional
-        Inference steps T of a PC algorithm; default L (fpa, vpc, scaled) or L + 1 (zil).
+        Inference steps T of a PC algorithm; default L.
     step_size : float, optional
         Inference step size; default 1, or 0.1 / precision_ratio for ``scaled``.
     precision_ratio : float, default 1.0

@@ -20,9 +20,7 @@ DEFAULT_CHUNK_ROWS = 32
 
 @dataclass
 class PCTrace:
-    """Per-step diagnostics, index t = 0..T (state after t steps).
-
-    For zil the index runs over its T points t = 0..T-1 (arrays of length T).
+    """Per-step diagnostics, index t = 0..T (state after t inference steps).
 
     Attributes
     ----------
@@ -205,20 +203,15 @@ class PCRunner:
         st = ws.state
         data = K.PCData(X=X, labels=labels, targets=targets)
         init = INITS[self.init]
-        # Z-IL counts t = 0 as its first step: T steps are T - 1 state updates, and with
-        # T = 0 there is no point t = 0 at all, so no layer learns.
-        n_updates = max(self.steps - 1, 0) if self.variant == "zil" else self.steps
-        no_snapshots = self.variant == "zil" and self.steps == 0
+        n_updates = self.steps
         parallel = get_threads() > 1
         if schedule == "batch" and trace_with is None:
             fused = K._pc_fused_batch_parallel if parallel else K._pc_fused_batch_serial
-            loss = fused(init, n_updates, no_snapshots, rows, self.knet, data, st, self.opts,
-                         ws.partial, grad)
+            loss = fused(init, n_updates, rows, self.knet, data, st, self.opts, ws.partial,
+                         grad)
             return loss, ws, None
         init_kernel = K._pc_init_parallel if schedule == "batch" and parallel else K._pc_init_serial
         loss = init_kernel(init, rows, self.knet, data, st, self.opts)
-        if no_snapshots:
-            st.qs[:] = 0
         if trace_with is None:
             self._advance(schedule, 0, n_updates, rows, data, st)
             trace = None
@@ -280,7 +273,7 @@ class PCRunner:
         first = np.where(first < 0, np.iinfo(np.int64).max, first).min(axis=0)
         first = np.where(first == np.iinfo(np.int64).max, -1, first)
         last = info[:, K.I_LASTBIG, 1:n].max(axis=0)
-        n_updates = self.steps - 1 if self.variant == "zil" else self.steps
+        n_updates = self.steps
         converged = np.where(last + 1 >= n_updates, -1, last + 1)
         converged = np.where(last < 0, 0, converged)
         converged = np.where(first < 0, -1, converged)  # the error never arrived
@@ -318,7 +311,9 @@ def pc_infer(net, X, y, variant, steps, step_size, precision_ratio=1.0, *, preci
     y : array of shape (batch,) of labels, or (batch, n_N) targets for ``mse``
     variant : {"vpc", "scaled", "fpa", "zil"}
     steps : int
-        T, the number of inference steps (zil: points t = 0..T-1; T = L + 1 matches backprop).
+        T, the number of inference steps (state updates), for every variant. fpa and zil
+        with ``T >= L`` (and step size 1) reproduce backprop; with ``T < L`` the layers the
+        error has not reached get a zero update.
     step_size : float
         gamma; zil requires 1.
     precision_ratio : float

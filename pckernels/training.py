@@ -50,7 +50,7 @@ class Optimizer:
 @dataclass
 class PCSettings:
     """Inference settings of a PC algorithm (ignored for ``bp``)."""
-    steps: int = None          # default: L (fpa, vpc, scaled) or L + 1 (zil)
+    steps: int = None          # default: L, the fewest that reach every layer (Theorem 1)
     step_size: float = None    # default: 1, or 0.1/k for scaled
     precision_ratio: float = 1.0
     init: str = "forward"
@@ -62,7 +62,7 @@ class PCSettings:
         """Copy with the defaults that depend on the algorithm and depth filled in."""
         steps = self.steps
         if steps is None:
-            steps = n_hidden + 1 if algo == "zil" else n_hidden
+            steps = n_hidden
         step_size = self.step_size
         if step_size is None:
             step_size = default_step_size(algo, self.precision_ratio)

@@ -86,10 +86,10 @@ def test_zil_matches_naive_reference(activation, loss):
         Ws, bs = params64(net)
         dW, db = naive.zil(Ws, bs, activation, loss, X, y)
         N = L + 1
-        for T in range(1, 2 * L + 2):
+        for T in range(0, 2 * L + 2):
             r = pk.pc_infer(net, X, y, "zil", T, 1.0, schedule="serial")
-            # Layer l learns at point t = N - 1 - l; points t = 0..T-1 are visited.
-            reached = [N - 1 - l <= T - 1 for l in range(N)]
+            # Layer l learns at t = N - 1 - l; T state updates visit t = 0..T.
+            reached = [N - 1 - l <= T for l in range(N)]
             want_dW = [d if ok else np.zeros_like(d) for d, ok in zip(dW, reached)]
             want_db = [d if ok else np.zeros_like(d) for d, ok in zip(db, reached)]
             assert_close(r.dW, r.db, want_dW, want_db, 1e-10, f"zil L={L} T={T}")
@@ -122,8 +122,27 @@ def test_fpa_and_zil_equal_backprop(L, loss):
         r = pk.pc_infer(net, X, y, "fpa", T, 1.0, schedule="serial")
         assert rel_err(r.grad, bp.grad) < 1e-10, f"fpa T={T}"
         assert r.loss == pytest.approx(bp.loss, rel=1e-12)
-    r = pk.pc_infer(net, X, y, "zil", L + 1, 1.0, schedule="serial")
-    assert rel_err(r.grad, bp.grad) < 1e-10
+    for T in (L, L + 1, 2 * L + 1):
+        r = pk.pc_infer(net, X, y, "zil", T, 1.0, schedule="serial")
+        assert rel_err(r.grad, bp.grad) < 1e-10, f"zil T={T}"
+
+
+@pytest.mark.parametrize("L", (1, 2, 4))
+def test_zil_and_fpa_count_steps_alike(L):
+    """T counts state updates for every variant: with T < L, zil and fpa leave the same
+    layers (those the error has not reached) at zero, and both are exact from T = L."""
+    net, X, y = make_problem(L)
+    bp = pk.backprop(net, X, y)
+    for T in range(0, L + 1):
+        z = pk.pc_infer(net, X, y, "zil", T, 1.0, schedule="serial")
+        f = pk.pc_infer(net, X, y, "fpa", T, 1.0, schedule="serial")
+        for l in range(L + 1):
+            reached = L - l <= T
+            assert (np.abs(z.dW[l]).max() > 0) == reached, f"zil T={T} layer {l}"
+            assert (np.abs(f.dW[l]).max() > 0) == reached, f"fpa T={T} layer {l}"
+            if reached:
+                np.testing.assert_allclose(z.dW[l], bp.dW[l], rtol=1e-9, atol=1e-13)
+                np.testing.assert_allclose(f.dW[l], bp.dW[l], rtol=1e-9, atol=1e-13)
 
 
 @pytest.mark.parametrize("L", DEPTHS)
@@ -313,7 +332,7 @@ def test_skip_is_bit_identical(variant, T, gamma, schedule):
     _assert_bit_identical(a, c)
 
 
-@pytest.mark.parametrize("variant,T", [("vpc", 2), ("zil", 3)])
+@pytest.mark.parametrize("variant,T", [("vpc", 2), ("zil", 2)])
 def test_theorem1_batch_schedule_without_skip(variant, T):
     """Predictions recomputed chunk by chunk must reproduce the initial ones bit for bit,
     or e_l = x_l - pred picks up rounding noise ahead of the front."""
@@ -373,8 +392,7 @@ def test_trace(variant, T, gamma):
     plain = _run(net, X, y, variant, T, gamma, schedule="serial")
     assert np.array_equal(r.grad, plain.grad)
     tr = r.trace
-    # zil records its points t = 0..T-1 (see the final report on PCTrace's docstring)
-    n_points = T if variant == "zil" else T + 1
+    n_points = T + 1
     assert tr.layer_cosine.shape == (n_points, L + 1)
     assert tr.error_norms.shape == (n_points, L + 1)
     assert tr.cosine.shape == (n_points,)

@@ -353,16 +353,13 @@ def _pc_gradient_chunks_body(chunk_rows, net, data, st, opts, partial, grad):
 _pc_gradient_chunks_serial, _pc_gradient_chunks_parallel = jit_pair(_pc_gradient_chunks_body)
 
 
-def _pc_fused_batch_body(init, n_updates, no_snapshots, chunk_rows, net, data, st, opts,
-                         partial, grad):
+def _pc_fused_batch_body(init, n_updates, chunk_rows, net, data, st, opts, partial, grad):
     """Batch schedule, whole call in one parallel region: every chunk runs init, its
     inference steps and its share of the update on its own rows; then an ordered sum."""
     batch = data.X.shape[0]
     for c in prange(partial.shape[0]):
         r0, r1 = _chunk_bounds(c, chunk_rows, batch)
         _pc_init_rows(init, c, r0, r1, net, data, st, opts)
-        if no_snapshots:
-            _rows_zero(st.qs, net.sizes, batch, r0, r1)
         _steps_serial(0, n_updates, r0, r1, c, net, data, st, opts)
         _pc_gradient_rows(r0, r1, net, data, st, opts, partial[c])
     for k in prange(_n_blocks(grad)):
@@ -371,13 +368,6 @@ def _pc_fused_batch_body(init, n_updates, no_snapshots, chunk_rows, net, data, s
 
 
 _pc_fused_batch_serial, _pc_fused_batch_parallel = jit_pair(_pc_fused_batch_body)
-
-
-@jit
-def _rows_zero(buf, sizes, batch, r0, r1):
-    """Zero rows r0:r1 of every layer of an activation-shaped buffer."""
-    for l in range(1, sizes.shape[0]):
-        _rows(buf, sizes, batch, l, r0, r1)[:, :] = 0
 
 
 @jit
