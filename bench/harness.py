@@ -332,8 +332,8 @@ def noise_report(timings, load=None, cpu_count=None, threads=None,
     cpu_count : int, optional
         Cores; ``os.cpu_count()`` when None.
     threads : int, optional
-        Threads the measured code uses (reported, and the expected CPU/wall of a
-        fully parallel callable).
+        The thread setting, reported only: a serial callable uses one core whatever
+        it is, so the CPU/wall check compares each callable with its own best sample.
 
     Returns
     -------
@@ -348,9 +348,6 @@ def noise_report(timings, load=None, cpu_count=None, threads=None,
     """
     load = load_average() if load is None else load
     cpu_count = int(cpu_count or os.cpu_count() or 1)
-    reasons = []
-    if load is not None and load[0] > cpu_count:
-        reasons.append(f"machine loaded (load {load[0]:.1f} on {cpu_count} cores)")
     all_ratios, n_desched, n_samples, spread, reps = [], 0, 0, 0.0, None
     for t in timings.values():
         spread = max(spread, t.iqr_rel)
@@ -365,104 +362,42 @@ def noise_report(timings, load=None, cpu_count=None, threads=None,
         n_desched += int(np.sum(r < DESCHEDULED_FRACTION * best))
         n_samples += r.size
     cpu_over_wall = float(np.median(np.concatenate(all_ratios))) if all_ratios else None
-    desched = n_desched / n_samples if n_samples else 0.0
-    if desched > 0.1:
-        reasons.append(f"process descheduled in {100 * desched:.0f}% of samples "
+    return _with_reasons({"load_average": load, "cpu_count": cpu_count, "threads": threads,
+                          "cpu_over_wall": cpu_over_wall,
+                          "descheduled": n_desched / n_samples if n_samples else 0.0,
+                          "spread": spread, "repeats": reps}, min_n)
+
+
+def _with_reasons(rec, min_n=MIN_CONCLUSIVE_REPEATS):
+    """``rec`` with ``noisy`` and ``reasons`` derived from its measured fields."""
+    reasons = []
+    load = rec["load_average"]
+    if load is not None and load[0] > rec["cpu_count"]:
+        reasons.append(f"machine loaded (load {load[0]:.1f} on {rec['cpu_count']} cores)")
+    if rec["descheduled"] > 0.1:
+        reasons.append(f"process descheduled in {100 * rec['descheduled']:.0f}% of samples "
                        f"(CPU time well below wall time)")
-    if spread > NOISY_SPREAD:
-        reasons.append(f"samples spread by up to {100 * spread:.0f}% (IQR / median)")
-    if reps is not None and reps < min_n:
-        reasons.append(f"{reps} repeats: fewer than {min_n}, no ratio is conclusive")
-    return {"load_average": load, "cpu_count": cpu_count, "threads": threads,
-            "cpu_over_wall": cpu_over_wall, "descheduled": desched, "spread": spread,
-            "repeats": reps, "noisy": bool(reasons), "reasons": reasons}
+    if rec["spread"] > NOISY_SPREAD:
+        reasons.append(f"samples spread by up to {100 * rec['spread']:.0f}% (IQR / median)")
+    if rec["repeats"] is not None and rec["repeats"] < min_n:
+        reasons.append(f"{rec['repeats']} repeats: fewer than {min_n}, no ratio is "
+                       f"conclusive")
+    return dict(rec, noisy=bool(reasons), reasons=reasons)
 
 
 def merge_noise(records):
-    """One noise record for several measurements: worst of each field, all reasons."""
+    """One noise record for several measurements: the worst of each field, and the
+    reasons those worst values give."""
     records = [r for r in records if r]
     if not records:
         return None
     loads = [r["load_average"] for r in records if r["load_average"] is not None]
     cows = [r["cpu_over_wall"] for r in records if r["cpu_over_wall"] is not None]
     reps = [r["repeats"] for r in records if r["repeats"] is not None]
-    reasons = []
-    for r in records:
-        reasons += [x for x in r["reasons"] if x not in reasons]
-    return {"load_average": max(loads, key=lambda v: v[0]) if loads else None,
-            "cpu_count": records[0]["cpu_count"], "threads": records[0]["threads"],
-            "cpu_over_wall": min(cows) if cows else None,
-            "descheduled": max(r["descheduled"] for r in records),
-            "spread": max(r["spread"] for r in records),
-            "repeats": min(reps) if reps else None,
-            "noisy": any(r["noisy"] for r in records), "reasons": reasons}
-
-
-def gemm_shapes(sizes, batch, which="backprop"):
-    """The (m, k, n) GEMMs of an MLP step: ``A (m, k) @ B (k, n)``.
-
-    ``forward``: ``h_l W_l`` per layer; ``input_vjps``: ``delta_l W_l^T`` for layers 1..N-1;
-    ``backprop``: forward + parameter side ``h_l^T delta_l`` + input VJPs.
-    """
-    s = [int(v) for v in sizes]
-    B = int(batch)
-    fwd = [(B, s[l], s[l + 1]) for l in range(len(s) - 1)]
-    inp = [(B, s[l + 1], s[l]) for l in range(1, len(s) - 1)]
-    par = [(s[l], B, s[l + 1]) for l in range(len(s) - 1)]
-    if which == "forward":
-        return fwd
-    if which == "input_vjps":
-        return inp
-    if which == "backprop":
-        return fwd + par + inp
-    raise ValueError(which)
-
-
-def gemm_runner(shapes, dtype="float32", seed=0):
-    """A no-argument callable doing numpy.dot on the list of GEMMs (with ``out``).
-
-    This is the GEMM-bound limit of a step at the current BLAS thread count: a kernel that
-    only did these products, at BLAS speed, with nothing else. Time it interleaved with
-    the step it bounds (:func:`time_interleaved`).
-    """
-    rng = np.random.default_rng(seed)
-    ops = []
-    for m, k, n in shapes:
-        A = np.ascontiguousarray(rng.standard_normal((m, k)).astype(dtype))
-        Bm = np.ascontiguousarray(rng.standard_normal((k, n)).astype(dtype))
-        ops.append((A, Bm, np.empty((m, n), dtype=dtype)))
-
-    def run():
-        for A, Bm, out in ops:
-            np.dot(A, Bm, out)
-    return run
-
-
-def gemm_time(shapes, dtype="float32", repeats=5, seed=0):
-    """:class:`Timing` of :func:`gemm_runner` alone (seconds per call)."""
-    return time_call(gemm_runner(shapes, dtype, seed), repeats=repeats)
-
-
-def gflops(flops, seconds):
-    return flops / seconds / 1e9 if seconds > 0 else float("nan")
-
-
-def set_all_threads(n):
-    """One thread count for Numba, BLAS (threadpoolctl) and, if already imported, torch."""
-    import sys
-
-    from pckernels import set_threads
-    try:
-        # Numba's np.dot calls scipy's BLAS, which is loaded lazily; load it now so that
-        # threadpoolctl limits it too (else it keeps one thread per core)
-        import scipy.linalg.cython_blas  # noqa: F401
-    except ImportError:
-        pass
-    set_threads(n)
-    try:
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(n)
-    except ImportError:
-        pass
-    if sys.modules.get("torch") is not None:
-        sys.modules["torch"].set_num_threads(n)
+    return _with_reasons({
+        "load_average": max(loads, key=lambda v: v[0]) if loads else None,
+        "cpu_count": records[0]["cpu_count"], "threads": records[0]["threads"],
+        "cpu_over_wall": min(cows) if cows else None,
+        "descheduled": max(r["descheduled"] for r in records),
+        "spread": max(r["spread"] for r in records),
+        "repeats": min(reps) if reps else None})
