@@ -401,3 +401,73 @@ def merge_noise(records):
         "descheduled": max(r["descheduled"] for r in records),
         "spread": max(r["spread"] for r in records),
         "repeats": min(reps) if reps else None})
+
+
+def gemm_shapes(sizes, batch, which="backprop"):
+    """The (m, k, n) GEMMs of an MLP step: ``A (m, k) @ B (k, n)``.
+
+    ``forward``: ``h_l W_l`` per layer; ``input_vjps``: ``delta_l W_l^T`` for layers 1..N-1;
+    ``backprop``: forward + parameter side ``h_l^T delta_l`` + input VJPs.
+    """
+    s = [int(v) for v in sizes]
+    B = int(batch)
+    fwd = [(B, s[l], s[l + 1]) for l in range(len(s) - 1)]
+    inp = [(B, s[l + 1], s[l]) for l in range(1, len(s) - 1)]
+    par = [(s[l], B, s[l + 1]) for l in range(len(s) - 1)]
+    if which == "forward":
+        return fwd
+    if which == "input_vjps":
+        return inp
+    if which == "backprop":
+        return fwd + par + inp
+    raise ValueError(which)
+
+
+def gemm_runner(shapes, dtype="float32", seed=0):
+    """A no-argument callable doing numpy.dot on the list of GEMMs (with ``out``).
+
+    This is the GEMM-bound limit of a step at the current BLAS thread count: a kernel that
+    only did these products, at BLAS speed, with nothing else. Time it interleaved with
+    the step it bounds (:func:`time_interleaved`).
+    """
+    rng = np.random.default_rng(seed)
+    ops = []
+    for m, k, n in shapes:
+        A = np.ascontiguousarray(rng.standard_normal((m, k)).astype(dtype))
+        Bm = np.ascontiguousarray(rng.standard_normal((k, n)).astype(dtype))
+        ops.append((A, Bm, np.empty((m, n), dtype=dtype)))
+
+    def run():
+        for A, Bm, out in ops:
+            np.dot(A, Bm, out)
+    return run
+
+
+def gemm_time(shapes, dtype="float32", repeats=5, seed=0):
+    """:class:`Timing` of :func:`gemm_runner` alone (seconds per call)."""
+    return time_call(gemm_runner(shapes, dtype, seed), repeats=repeats)
+
+
+def gflops(flops, seconds):
+    return flops / seconds / 1e9 if seconds > 0 else float("nan")
+
+
+def set_all_threads(n):
+    """One thread count for Numba, BLAS (threadpoolctl) and, if already imported, torch."""
+    import sys
+
+    from pckernels import set_threads
+    try:
+        # Numba's np.dot calls scipy's BLAS, which is loaded lazily; load it now so that
+        # threadpoolctl limits it too (else it keeps one thread per core)
+        import scipy.linalg.cython_blas  # noqa: F401
+    except ImportError:
+        pass
+    set_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(n)
+    except ImportError:
+        pass
+    if sys.modules.get("torch") is not None:
+        sys.modules["torch"].set_num_threads(n)
