@@ -231,3 +231,41 @@ def test_complexity_table_prints_crossing_ratio_as_inconclusive():
     row = next(line for line in format_complexity(out).splitlines()
                if line.startswith("serial (skip)"))
     assert row.split()[-2:] == ["slower", "above"]
+
+
+@pytest.fixture
+def interleaved_calls(monkeypatch):
+    calls = []
+    real = suite.time_interleaved
+
+    def spy(fns, *args, **kwargs):
+        calls.append(list(fns))
+        return real(fns, *args, **kwargs)
+    monkeypatch.setattr(suite, "time_interleaved", spy)
+    return calls
+
+
+def test_complexity_compares_within_one_interleaved_run(interleaved_calls):
+    cfg = {"depth": 2, "width": 4, "inputs": 6, "outputs": 3, "batch": 4,
+           "dtype": "float64", "threads": 1, "steps": None, "step_size": 1.0, "tol": 1e-6,
+           "algo": "fpa", "repeats": 2, "count_batch": 4}
+    out = suite.run_complexity(cfg)
+    assert len(interleaved_calls) == 1
+    assert set(interleaved_calls[0]) == {"bp", "forward", "serial", "serial_skip", "layers",
+                                         "layers_skip", "batch", "batch_skip", "vjp_1",
+                                         "vjp_2"}
+    assert out["ratio_intervals"]["serial"]["n"] == 2
+
+
+def test_bench_depth_compares_within_one_interleaved_run(interleaved_calls):
+    cfg = {"width": 4, "inputs": 6, "outputs": 3, "batch": 4, "dtype": "float64",
+           "threads": 1, "schedule": "auto", "steps": None, "step_size": 1.0,
+           "algos": ["bp", "fpa", "zil"], "no_skip": False, "repeats": 2,
+           "compare": ["numpy"], "lr": 0.01, "epoch_samples": 16}
+    res = suite.bench_depth(2, cfg)
+    assert len(interleaved_calls) == 1
+    assert set(interleaved_calls[0]) >= {
+        "forward", "bp", "fpa", "fpa-full", "zil", "fpa_step", "input_vjps",
+        "schedule:serial", "schedule:layers", "schedule:batch", "gemm_limit",
+        "numpy:forward", "numpy:bp", "numpy:fpa"}
+    assert res["ratio_intervals"]["numpy"]["bp"]["n"] == 2
