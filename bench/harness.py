@@ -37,6 +37,12 @@ NOISY_SPREAD = 0.10
 #: callable lost CPU time to other processes (it was descheduled part of the time).
 DESCHEDULED_FRACTION = 0.8
 
+#: Run-queue wait (seconds the process's threads were runnable but had no core, summed
+#: over threads) per wall second above which a sample counts as descheduled. CPU/wall
+#: cannot see a thread that spins while it waits for a descheduled sibling (BLAS and
+#: Numba's pools do), the scheduler's own account can.
+WAITING_FRACTION = 0.1
+
 
 @dataclass
 class Timing:
@@ -53,6 +59,10 @@ class Timing:
         Wall seconds per call of each sample, in measuring order.
     cpu_samples_s : list of float
         Process CPU seconds (all threads) per call of each sample; empty if not recorded.
+    wait_samples_s : list of float
+        Seconds per call the process's threads waited in the run queue (runnable, no
+        core free), summed over threads, from /proc/self/task/*/schedstat; empty where
+        the kernel does not report it.
     """
     median_s: float
     q1_s: float
@@ -64,6 +74,7 @@ class Timing:
     number: int
     samples_s: list = field(default_factory=list, repr=False)
     cpu_samples_s: list = field(default_factory=list, repr=False)
+    wait_samples_s: list = field(default_factory=list, repr=False)
 
     @property
     def median_us(self):
@@ -100,12 +111,44 @@ def _cpu_over_wall(t):
     return cpu / np.maximum(wall, 1e-12)
 
 
-def _timing(samples, cpu_samples, first, number):
+def _wait_over_wall(t):
+    wall = np.asarray(t.samples_s, dtype=np.float64)
+    wait = np.asarray(t.wait_samples_s, dtype=np.float64)
+    if wait.size != wall.size or wall.size == 0:
+        return np.zeros(0)
+    return wait / np.maximum(wall, 1e-12)
+
+
+def _timing(samples, cpu_samples, first, number, wait_samples=()):
     a = np.asarray(samples, dtype=np.float64)
     return Timing(median_s=float(np.median(a)), q1_s=float(np.percentile(a, 25)),
                   q3_s=float(np.percentile(a, 75)), min_s=float(a.min()), max_s=float(a.max()),
                   first_call_s=first, repeats=int(a.size), number=int(number),
-                  samples_s=[float(s) for s in a], cpu_samples_s=[float(c) for c in cpu_samples])
+                  samples_s=[float(s) for s in a], cpu_samples_s=[float(c) for c in cpu_samples],
+                  wait_samples_s=[float(w) for w in wait_samples])
+
+
+def runqueue_wait_s():
+    """Seconds all threads of this process have spent runnable but not running, or None.
+
+    The second field of Linux's ``/proc/<pid>/task/<tid>/schedstat`` (nanoseconds), summed
+    over the threads alive now; None where the file does not exist (other systems, or a
+    kernel without scheduler statistics).
+    """
+    total = 0
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    found = False
+    for tid in tids:
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[1])
+            found = True
+        except (OSError, IndexError, ValueError):
+            continue   # a thread that just ended
+    return total * 1e-9 if found else None
 
 
 def _calibrate(fn, min_sample_s, max_number):
@@ -126,12 +169,15 @@ def _calibrate(fn, min_sample_s, max_number):
 
 
 def _sample(fn, number):
+    w0 = runqueue_wait_s()
     c0, t0 = time.process_time(), time.perf_counter()
     for _ in range(number):
         fn()
     wall = time.perf_counter() - t0
     cpu = time.process_time() - c0
-    return wall / number, cpu / number
+    w1 = runqueue_wait_s()
+    wait = None if w0 is None or w1 is None else max(w1 - w0, 0.0) / number
+    return wall / number, cpu / number, wait
 
 
 def time_interleaved(fns, repeats=7, warmup=2, min_sample_s=0.02, number=None,
@@ -197,15 +243,19 @@ def time_interleaved(fns, repeats=7, warmup=2, min_sample_s=0.02, number=None,
             numbers[name] = _calibrate(fns[name], min_sample_s, max_number)
     wall = {name: [] for name in names}
     cpu = {name: [] for name in names}
+    wait = {name: [] for name in names}
     for i in range(max(int(repeats), 1)):
         k = i % len(names)
         for name in names[k:] + names[:k]:
             if on_call:
                 on_call("sample", name)
-            w, c = _sample(fns[name], numbers[name])
+            w, c, q = _sample(fns[name], numbers[name])
             wall[name].append(w)
             cpu[name].append(c)
-    return {name: _timing(wall[name], cpu[name], first[name], numbers[name]) for name in names}
+            if q is not None:
+                wait[name].append(q)
+    return {name: _timing(wall[name], cpu[name], first[name], numbers[name], wait[name])
+            for name in names}
 
 
 def time_call(fn, repeats=5, warmup=2, min_sample_s=0.02, number=None, max_number=10000):
@@ -339,16 +389,18 @@ def noise_report(timings, load=None, cpu_count=None, threads=None,
     -------
     dict
         ``load_average`` (list or None), ``cpu_count``, ``threads``, ``cpu_over_wall``
-        (median over all samples of process CPU seconds / wall seconds), ``descheduled``
-        (fraction of samples whose CPU/wall fell below ``DESCHEDULED_FRACTION`` of the
-        best sample of the same callable, or below that fraction of 1 for callables that
-        never used more than one core), ``spread`` (largest relative interquartile range
+        (median over all samples of process CPU seconds / wall seconds),
+        ``runqueue_wait`` (median over samples of run-queue seconds, summed over threads,
+        per wall second; None where not reported), ``descheduled`` (fraction of samples
+        whose CPU/wall fell below ``DESCHEDULED_FRACTION`` of the best sample of the same
+        callable - or of 1 for callables that never used more than one core - or whose
+        run-queue wait exceeded ``WAITING_FRACTION`` of the wall time), ``spread`` (largest relative interquartile range
         of any callable's samples), ``repeats`` (fewest samples of any callable),
         ``noisy`` (bool) and ``reasons`` (list of str, empty when not noisy).
     """
     load = load_average() if load is None else load
     cpu_count = int(cpu_count or os.cpu_count() or 1)
-    all_ratios, n_desched, n_samples, spread, reps = [], 0, 0, 0.0, None
+    all_ratios, all_waits, n_desched, n_samples, spread, reps = [], [], 0, 0, 0.0, None
     for t in timings.values():
         spread = max(spread, t.iqr_rel)
         reps = t.repeats if reps is None else min(reps, t.repeats)
@@ -359,11 +411,17 @@ def noise_report(timings, load=None, cpu_count=None, threads=None,
         # a serial callable should use one full core; a parallel one as much as its best
         # sample shows it can
         best = max(float(r.max()), 1.0)
-        n_desched += int(np.sum(r < DESCHEDULED_FRACTION * best))
+        bad = r < DESCHEDULED_FRACTION * best
+        q = _wait_over_wall(t)
+        if q.size == r.size:
+            all_waits.append(q)
+            bad |= q > WAITING_FRACTION
+        n_desched += int(np.sum(bad))
         n_samples += r.size
     cpu_over_wall = float(np.median(np.concatenate(all_ratios))) if all_ratios else None
+    waiting = float(np.median(np.concatenate(all_waits))) if all_waits else None
     return _with_reasons({"load_average": load, "cpu_count": cpu_count, "threads": threads,
-                          "cpu_over_wall": cpu_over_wall,
+                          "cpu_over_wall": cpu_over_wall, "runqueue_wait": waiting,
                           "descheduled": n_desched / n_samples if n_samples else 0.0,
                           "spread": spread, "repeats": reps}, min_n)
 
@@ -376,7 +434,7 @@ def _with_reasons(rec, min_n=MIN_CONCLUSIVE_REPEATS):
         reasons.append(f"machine loaded (load {load[0]:.1f} on {rec['cpu_count']} cores)")
     if rec["descheduled"] > 0.1:
         reasons.append(f"process descheduled in {100 * rec['descheduled']:.0f}% of samples "
-                       f"(CPU time well below wall time)")
+                       f"(CPU time well below wall time, or threads waiting for a core)")
     if rec["spread"] > NOISY_SPREAD:
         reasons.append(f"samples spread by up to {100 * rec['spread']:.0f}% (IQR / median)")
     if rec["repeats"] is not None and rec["repeats"] < min_n:
@@ -398,6 +456,8 @@ def merge_noise(records):
         "load_average": max(loads, key=lambda v: v[0]) if loads else None,
         "cpu_count": records[0]["cpu_count"], "threads": records[0]["threads"],
         "cpu_over_wall": min(cows) if cows else None,
+        "runqueue_wait": max((r["runqueue_wait"] for r in records
+                              if r.get("runqueue_wait") is not None), default=None),
         "descheduled": max(r["descheduled"] for r in records),
         "spread": max(r["spread"] for r in records),
         "repeats": min(reps) if reps else None})

@@ -39,7 +39,8 @@ TIMING_KEYS = ("median_us", "q1_us", "q3_us", "min_us", "max_us", "first_call_s"
 INTERVAL_KEYS = ("median", "lo", "hi", "n", "coverage")
 TARGET_KEYS = ("name", "ratio", "lo", "hi", "n", "limit", "met", "conclusive", "reason",
                "factor_off")
-NOISE_KEYS = ("load_average", "cpu_count", "threads", "cpu_over_wall", "descheduled",
+NOISE_KEYS = ("load_average", "cpu_count", "threads", "cpu_over_wall", "runqueue_wait",
+              "descheduled",
               "spread", "repeats", "noisy", "reasons")
 COMPLEXITY_KEYS = ("config", "environment", "load_average", "analytic", "measured",
                    "ratios", "ratio_intervals", "comparisons", "layers", "wasted", "noise")

@@ -76,6 +76,8 @@ def format_noise(noise):
     cw = noise["cpu_over_wall"]
     facts = (f"load {load[0]:.2f} on {noise['cpu_count']} cores" if load else "load ?") + (
         f", CPU/wall {cw:.2f}" if cw is not None else "") + (
+        f", run-queue wait/wall {noise['runqueue_wait']:.2f}"
+        if noise.get("runqueue_wait") is not None else "") + (
         f", spread up to {100 * noise['spread']:.0f}%, {noise['repeats']} repeats")
     if not noise["noisy"]:
         return f"noise: {facts}: quiet"
@@ -172,7 +174,7 @@ def bench(depths, width, inputs, outputs, batch, dtype, threads, schedule, steps
     with "ratio_interval", or null), "targets" ([{"name", "ratio", "lo", "hi", "n",
     "limit", "met" (true, false, or null when inconclusive), "conclusive", "reason",
     "factor_off"}]), "noise" ({"load_average", "cpu_count", "threads", "cpu_over_wall",
-    "descheduled", "spread", "repeats", "noisy", "reasons"})]}
+    "runqueue_wait", "descheduled", "spread", "repeats", "noisy", "reasons"})]}
     """
     cfg = {"depths": _int_list(depths, "--depths"), "width": width, "inputs": inputs,
            "outputs": outputs, "batch": batch, "dtype": dtype, "threads": threads,
@@ -190,7 +192,6 @@ def bench(depths, width, inputs, outputs, batch, dtype, threads, schedule, steps
     click.echo(f"pck bench: {c['inputs']}-{c['width']}xL-{c['outputs']} tanh, batch "
                f"{c['batch']}, {c['dtype']}, threads {c['threads']}, schedule {c['schedule']}, "
                f"load average {_fmt_load(out['load_average'])}")
-    click.echo(format_noise(out["noise"]))
     for res in out["results"]:
         click.echo("")
         click.echo(format_depth(res, c))
@@ -314,8 +315,8 @@ def complexity(depth, width, inputs, outputs, batch, dtype, threads, algo, steps
       "q3"}),
     "comparisons" (measured ratio -> {"vs_bp", "vs_model"}, each {"line", "below" (true,
       false, or null when inconclusive), "conclusive", "reason"}),
-    "noise" ({"load_average", "cpu_count", "threads", "cpu_over_wall", "descheduled",
-      "spread", "repeats", "noisy", "reasons"}),
+    "noise" ({"load_average", "cpu_count", "threads", "cpu_over_wall", "runqueue_wait",
+      "descheduled", "spread", "repeats", "noisy", "reasons"}),
     "layers" ("latent", "first_nonzero_theory", "first_nonzero_pc_infer",
       "converged_at_pc_infer", "convergence_lower_bound", fpa: "first_nonzero_simulated",
       "converged_at_simulated"; "agree"),

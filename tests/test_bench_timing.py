@@ -269,3 +269,19 @@ def test_bench_depth_compares_within_one_interleaved_run(interleaved_calls):
         "schedule:serial", "schedule:layers", "schedule:batch", "gemm_limit",
         "numpy:forward", "numpy:bp", "numpy:fpa"}
     assert res["ratio_intervals"]["numpy"]["bp"]["n"] == 2
+
+
+def test_noise_report_sees_threads_waiting_for_a_core():
+    # CPU/wall looks perfect (a thread spins while its sibling waits), the run queue
+    # shows the sibling waiting the whole time
+    t = harness._timing([1.0] * 5, [1.0] * 5, first=0.0, number=1, wait_samples=[1.0] * 5)
+    rec = noise_report({"a": t}, load=[0.1] * 3, cpu_count=2)
+    assert rec["runqueue_wait"] == pytest.approx(1.0) and rec["descheduled"] == 1.0
+    assert rec["noisy"] and "waiting for a core" in rec["reasons"][0]
+    ok = harness._timing([1.0] * 5, [1.0] * 5, first=0.0, number=1, wait_samples=[0.0] * 5)
+    assert noise_report({"a": ok}, load=[0.1] * 3, cpu_count=2)["noisy"] is False
+
+
+def test_runqueue_wait_is_a_number_where_linux_reports_it():
+    w = harness.runqueue_wait_s()
+    assert w is None or w >= 0.0
