@@ -394,8 +394,9 @@ def noise_report(timings, load=None, cpu_count=None, threads=None,
         per wall second; None where not reported), ``descheduled`` (fraction of samples
         whose CPU/wall fell below ``DESCHEDULED_FRACTION`` of the best sample of the same
         callable - or of 1 for callables that never used more than one core - or whose
-        run-queue wait exceeded ``WAITING_FRACTION`` of the wall time), ``spread`` (largest relative interquartile range
-        of any callable's samples), ``repeats`` (fewest samples of any callable),
+        run-queue wait exceeded ``WAITING_FRACTION`` of the wall time), ``spread``
+        (largest relative interquartile range of any callable's samples), ``repeats``
+        (fewest samples of any callable),
         ``noisy`` (bool) and ``reasons`` (list of str, empty when not noisy).
     """
     load = load_average() if load is None else load

@@ -132,7 +132,7 @@ def test_crossing_ratio_prints_inconclusive():
         "inconclusive (too few repeats)"
 
 
-def _res_with(ratio_iv, limit_name="fpa (skip) <= 1.5x own bp"):
+def _res_with(ratio_iv):
     return {"ratio_intervals": {"vs_bp": {"fpa": ratio_iv, "bp": ratio_iv},
                                 "fpa_step_over_input_vjps": ratio_iv},
             "epoch": None, "baselines": {}}
