@@ -7,11 +7,17 @@ import click
 from pckernels.io import atomic_write_json
 from pckernels.model import DTYPES
 from pckernels.pc import SCHEDULES
+from pckernels_bench.harness import MIN_CONCLUSIVE_REPEATS
 from pckernels_bench.suite import (COMPARE, PC_ALGOS, run_bench,
                                    run_complexity)
 
+# five rounds: the fewest from which a ratio can be conclusive (MIN_CONCLUSIVE_REPEATS)
 QUICK = {"depths": [2, 3], "width": 8, "inputs": 20, "outputs": 5, "batch": 16,
-         "repeats": 1, "epoch_samples": 256}
+         "repeats": MIN_CONCLUSIVE_REPEATS, "epoch_samples": 256}
+
+REPEATS_HELP = (f"Interleaved rounds of samples; a ratio needs at least "
+                f"{MIN_CONCLUSIVE_REPEATS} to be conclusive (with fewer there is no 90% "
+                f"interval, and every comparison prints as inconclusive).")
 
 
 def _int_list(text, name):
@@ -38,6 +44,45 @@ def _fmt(x, spec=".1f"):
     if x is None:
         return "-"
     return format(x, spec)
+
+
+def format_interval(iv, spec=".2f"):
+    """``median [lo, hi]`` of a ratio interval (``-`` for None)."""
+    if iv is None:
+        return "-"
+    return f"{iv['median']:{spec}} [{iv['lo']:{spec}}, {iv['hi']:{spec}}]"
+
+
+def format_side(side, below, above):
+    """The word for a :func:`pckernels_bench.harness.against_line` result.
+
+    ``below`` / ``above`` name the two conclusive outcomes; anything else is printed as
+    inconclusive, with the reason, so that no ratio whose interval crosses its line (or
+    has too few repeats for an interval) reads as a result.
+    """
+    if side is None:
+        return "-"
+    if not side["conclusive"]:
+        return "inconclusive" + (" (too few repeats)" if "repeats" in (side["reason"] or "")
+                                 else "")
+    return below if side["below"] else above
+
+
+def format_noise(noise):
+    """One line on the measuring conditions; a warning when they were noisy."""
+    if not noise:
+        return "noise: not recorded"
+    load = noise["load_average"]
+    cw = noise["cpu_over_wall"]
+    facts = (f"load {load[0]:.2f} on {noise['cpu_count']} cores" if load else "load ?") + (
+        f", CPU/wall {cw:.2f}" if cw is not None else "") + (
+        f", run-queue wait/wall {noise['runqueue_wait']:.2f}"
+        if noise.get("runqueue_wait") is not None else "") + (
+        f", spread up to {100 * noise['spread']:.0f}%, {noise['repeats']} repeats")
+    if not noise["noisy"]:
+        return f"noise: {facts}: quiet"
+    return (f"WARNING: {'; '.join(noise['reasons'])}: ratios below may be flipped by noise; "
+            f"trust only the conclusive ones ({facts})")
 
 
 def _table(header, rows):
@@ -80,21 +125,23 @@ def _set_threads_or_fail(threads):
 @click.option("--schedule", type=click.Choice(SCHEDULES), default="auto", show_default=True,
               help="Parallel schedule of PC inference in the training steps.")
 @click.option("--steps", type=click.IntRange(min=0), default=None,
-              help="Inference steps T [default: L; zil gets T + 1 points].")
+              help="Inference steps T, the state updates of every variant [default: L].")
 @click.option("--step-size", type=float, default=1.0, show_default=True)
 @click.option("--algos", default="bp,fpa,zil", show_default=True,
               help="bp and PC variants (vpc, scaled, fpa, zil) to time.")
 @click.option("--no-skip", is_flag=True,
               help="Time PC variants without skipping provably unchanged work. Without it, "
                    "fpa is timed both ways (rows fpa and fpa-full).")
-@click.option("--repeats", type=click.IntRange(min=1), default=7, show_default=True)
+@click.option("--repeats", type=click.IntRange(min=1), default=7, show_default=True,
+              help=REPEATS_HELP)
 @click.option("--compare", default="", show_default=True,
               help="Baselines: numpy,sklearn,torch,jax (missing packages are skipped).")
 @click.option("--lr", type=float, default=0.01, show_default=True)
 @click.option("--epoch-samples", type=click.IntRange(min=1), default=60000, show_default=True,
               help="Samples per epoch for the sklearn comparison.")
 @click.option("--quick", is_flag=True,
-              help="Tiny sizes (20-8xL-5, batch 16, L in 2,3), one repeat: a smoke test.")
+              help=f"Tiny sizes (20-8xL-5, batch 16, L in 2,3), {MIN_CONCLUSIVE_REPEATS} "
+                   "repeats: a smoke test.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write all results here.")
 def bench(depths, width, inputs, outputs, batch, dtype, threads, schedule, steps, step_size,
@@ -103,19 +150,31 @@ def bench(depths, width, inputs, outputs, batch, dtype, threads, schedule, steps
 
     A backprop step is forward + backward + SGD-momentum update; a PC step is T inference
     steps + the update. Ratios are pckernels / other (below 1: pckernels is faster).
-    First calls (JIT compilation) are excluded and shown separately.
+    All operations of a depth are timed together: each is called once first (JIT
+    compilation, shown separately as first_s), then the samples alternate between them
+    round by round. A ratio is the median of the per-round ratios with a 90% interval;
+    a target is met or missed only when the whole interval lies on one side of its limit
+    and there are at least 5 rounds, else it prints as inconclusive. A warning line says
+    when the machine was loaded or the samples noisy.
 
     \b
     JSON (--json): {"config", "environment", "load_average", "skipped" (baseline ->
-    reason), "results": [per depth: "depth", "sizes", "timings" (op -> {"median_us",
-    "q1_us", "q3_us", "min_us", "max_us", "first_call_s", "repeats", "number",
-    "samples_per_s", "gflops"}; ops forward, bp, the PC algos, fpa-full, fpa_step,
-    input_vjps), "gemm_limit_us" (numpy.dot on the same GEMMs), "bp_over_gemm_limit",
-    "bp_gemm_fraction", "fpa_step_us", "input_vjps_us", "fpa_step_over_input_vjps",
-    "schedules" ({serial,layers,batch}_us, layers_speedup, batch_speedup, threads),
-    "baselines" (name -> op -> timing, or {"skipped"}), "ratios" (name -> op ->
-    pckernels/other), "epoch" (sklearn comparison, or null), "targets" ([{"name",
-    "ratio", "limit", "met", "factor_off"}])]}
+    reason), "noise" (all depths: worst of each field), "results": [per depth: "depth",
+    "sizes", "timings" (op -> {"median_us", "q1_us", "q3_us", "min_us", "max_us",
+    "first_call_s", "repeats", "number", "samples_per_s", "gflops", "cpu_over_wall"}; ops
+    forward, bp, the PC algos, fpa-full, fpa_step, input_vjps), "gemm_limit_us"
+    (numpy.dot on the same GEMMs), "bp_over_gemm_limit", "bp_gemm_fraction",
+    "fpa_step_us", "input_vjps_us", "fpa_step_over_input_vjps", "schedules"
+    ({serial,layers,batch}_us, layers_speedup, batch_speedup, threads,
+    {layers,batch}_speedup_interval), "baselines" (name -> op -> timing, or {"skipped"}),
+    "ratios" (name -> op -> pckernels/other, median of paired ratios),
+    "ratio_intervals" ("vs_bp": op -> op/bp, "fpa_step_over_input_vjps",
+    "bp_over_gemm_limit", baseline name -> op -> pckernels/other; each an interval
+    {"median", "lo", "hi", "n", "coverage", "q1", "q3"}), "epoch" (sklearn comparison
+    with "ratio_interval", or null), "targets" ([{"name", "ratio", "lo", "hi", "n",
+    "limit", "met" (true, false, or null when inconclusive), "conclusive", "reason",
+    "factor_off"}]), "noise" ({"load_average", "cpu_count", "threads", "cpu_over_wall",
+    "runqueue_wait", "descheduled", "spread", "repeats", "noisy", "reasons"})]}
     """
     cfg = {"depths": _int_list(depths, "--depths"), "width": width, "inputs": inputs,
            "outputs": outputs, "batch": batch, "dtype": dtype, "threads": threads,
@@ -144,15 +203,23 @@ def _fmt_load(load):
     return "/".join(f"{v:.2f}" for v in load) if load else "?"
 
 
+def format_target(g):
+    """The met column of a target: yes, NO, or inconclusive (never a bare yes/NO when the
+    ratio's interval crosses the limit)."""
+    side = {"conclusive": g["conclusive"], "below": g["met"], "reason": g["reason"]}
+    return format_side(side, "yes", "NO")
+
+
 def format_depth(res, cfg):
     """The readable tables of one depth."""
     t = res["timings"]
+    ivs = res["ratio_intervals"]
     names = [n for n in res["baselines"] if "skipped" not in res["baselines"][n]
              and n != "sklearn"]
     header = ["L=%d %s" % (res["depth"], "-".join(map(str, res["sizes"]))), "us", "iqr%",
-              "first_s", "samples/s", "GFLOP/s"]
+              "cpu/wall", "first_s", "samples/s", "GFLOP/s", "/bp [90%]"]
     for n in names:
-        header += [f"{n}_us", f"pck/{n}"]
+        header += [f"{n}_us", f"pck/{n} [90%]"]
     rows = []
     for op in t:
         if op in ("fpa_step", "input_vjps"):
@@ -160,38 +227,46 @@ def format_depth(res, cfg):
         tm = t[op]
         row = [op, _fmt(tm["median_us"]),
                _fmt(100 * (tm["q3_us"] - tm["q1_us"]) / tm["median_us"], ".0f"),
+               _fmt(tm["cpu_over_wall"], ".2f"),
                _fmt(tm["first_call_s"], ".2f"), _fmt(tm["samples_per_s"], ",.0f"),
-               _fmt(tm["gflops"], ".2f")]
+               _fmt(tm["gflops"], ".2f"), format_interval(ivs["vs_bp"].get(op))]
         base_op = "fpa" if op.startswith("fpa") else op
         for n in names:
             b = res["baselines"][n].get(base_op)
-            ratio = res["ratios"].get(n, {}).get(op)
-            row += [_fmt(b["median_us"]) if b else "-", _fmt(ratio, ".3f")]
+            row += [_fmt(b["median_us"]) if b else "-",
+                    format_interval(ivs.get(n, {}).get(op), ".3f")]
         rows.append(row)
-    lines = [_table(header, rows)]
+    lines = [format_noise(res["noise"]), _table(header, rows)]
     lines.append(f"GEMM-bound limit of a bp step (numpy.dot, same shapes): "
-                 f"{res['gemm_limit_us']:.1f} us; bp = {res['bp_over_gemm_limit']:.2f}x the "
+                 f"{res['gemm_limit_us']:.1f} us; bp = "
+                 f"{format_interval(ivs['bp_over_gemm_limit'])}x the "
                  f"limit ({100 * res['bp_gemm_fraction']:.0f}% of BLAS GEMM throughput)")
     lines.append(f"one fpa inference step (all layers, no skip): {res['fpa_step_us']:.1f} us; "
                  f"input-side VJPs of one backward pass: {res['input_vjps_us']:.1f} us; "
-                 f"ratio {res['fpa_step_over_input_vjps']:.2f}")
+                 f"ratio {format_interval(ivs['fpa_step_over_input_vjps'])}")
     s = res["schedules"]
     lines.append(f"fpa-full inference, {s['threads']} threads: serial {s['serial_us']:.1f} us, "
-                 f"layer-parallel {s['layers_us']:.1f} us (x{s['layers_speedup']:.2f}), "
-                 f"batch-parallel {s['batch_us']:.1f} us (x{s['batch_speedup']:.2f})")
+                 f"layer-parallel {s['layers_us']:.1f} us "
+                 f"(x{format_interval(s['layers_speedup_interval'])}), "
+                 f"batch-parallel {s['batch_us']:.1f} us "
+                 f"(x{format_interval(s['batch_speedup_interval'])})")
     if res["epoch"]:
         e = res["epoch"]
         lines.append(f"epoch of {e['samples']} samples ({e['batches']} batches): pckernels "
                      f"train() {1e3 * e['pck_train_epoch_s']:.1f} ms (bp step x batches "
                      f"{1e3 * e['pck_from_step_s']:.1f} ms), sklearn MLPClassifier "
-                     f"{1e3 * e['sklearn_epoch_s']:.1f} ms, pck/sklearn {e['ratio']:.3f}")
+                     f"{1e3 * e['sklearn_epoch_s']:.1f} ms, pck/sklearn "
+                     f"{format_interval(e['ratio_interval'], '.3f')}")
     for n, b in res["baselines"].items():
         if "skipped" in b:
             lines.append(f"{n}: skipped ({b['skipped']})")
     if res["targets"]:
-        lines.append(_table(["target", "ratio", "limit", "met", "off by"],
-                            [[g["name"], _fmt(g["ratio"], ".3f"), _fmt(g["limit"], ".2f"),
-                              "yes" if g["met"] else "NO", _fmt(g["factor_off"], ".2f") + "x"]
+        lines.append(_table(["target", "ratio [90%]", "limit", "met", "off by"],
+                            [[g["name"],
+                              format_interval({"median": g["ratio"], "lo": g["lo"],
+                                               "hi": g["hi"]}, ".3f"),
+                              _fmt(g["limit"], ".2f"), format_target(g),
+                              _fmt(g["factor_off"], ".2f") + "x"]
                              for g in res["targets"]]))
     return "\n".join(lines)
 
@@ -205,13 +280,14 @@ def format_depth(res, cfg):
 @click.option("--algo", type=click.Choice(("fpa", "zil", "vpc")), default="fpa",
               show_default=True)
 @click.option("--steps", type=click.IntRange(min=0), default=None,
-              help="Inference steps T [default: L; zil gets T + 1 points].")
+              help="Inference steps T, the state updates of every variant [default: L].")
 @click.option("--step-size", type=float, default=1.0, show_default=True)
 @click.option("--tol", type=float, default=1e-6, show_default=True,
               help="Convergence tolerance of the per-layer counts.")
 @click.option("--count-batch", type=click.IntRange(min=1), default=8, show_default=True,
               help="Rows of the random batch the per-layer counts use.")
-@click.option("--repeats", type=click.IntRange(min=1), default=7, show_default=True)
+@click.option("--repeats", type=click.IntRange(min=1), default=7, show_default=True,
+              help=REPEATS_HELP)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
 def complexity(depth, width, inputs, outputs, batch, dtype, threads, algo, steps, step_size,
                tol, count_batch, repeats, json_path):
@@ -219,6 +295,12 @@ def complexity(depth, width, inputs, outputs, batch, dtype, threads, algo, steps
 
     Times are divided by the measured backprop time (forward + backward, no update).
     Critical path: forward + sum over steps of the slowest layer's measured VJP.
+    Backprop, every schedule and the per-layer VJPs are timed together, compiled first,
+    with their samples alternating round by round; meas/bp is the median of the per-round
+    ratios, shown with its 90% interval. It is called faster or slower than backprop
+    (line 1.0) and below or above the model (the analytic TIME/bp) only when the whole
+    interval lies on one side of the line and there are at least 5 rounds; otherwise
+    "inconclusive". A warning line says when the machine was loaded or the samples noisy.
 
     \b
     JSON (--json): {"config", "environment", "load_average",
@@ -228,7 +310,13 @@ def complexity(depth, width, inputs, outputs, batch, dtype, threads, algo, steps
       "{serial,layers,batch}_us" and "..._skip_us": inference + final update),
     "ratios" (each / bp: "analytic_time_ratio", "analytic_work_ratio", "serial",
       "serial_skip", "layer_parallel", "layer_parallel_skip", "batch_parallel",
-      "critical_path"),
+      "batch_parallel_skip", "critical_path"; measured ones: median of paired ratios),
+    "ratio_intervals" (measured ratio -> {"median", "lo", "hi", "n", "coverage", "q1",
+      "q3"}),
+    "comparisons" (measured ratio -> {"vs_bp", "vs_model"}, each {"line", "below" (true,
+      false, or null when inconclusive), "conclusive", "reason"}),
+    "noise" ({"load_average", "cpu_count", "threads", "cpu_over_wall", "runqueue_wait",
+      "descheduled", "spread", "repeats", "noisy", "reasons"}),
     "layers" ("latent", "first_nonzero_theory", "first_nonzero_pc_infer",
       "converged_at_pc_infer", "convergence_lower_bound", fpa: "first_nonzero_simulated",
       "converged_at_simulated"; "agree"),
@@ -256,22 +344,31 @@ def format_complexity(out):
              f"{m['threads']}, load average {_fmt_load(out['load_average'])}",
              "C_i (forward FLOPs per layer): " + ", ".join(f"{x:.3g}" for x in a["C"])
              + f"; C_F = {a['C_sum']:.4g}, C_max = {a['C_max']:.4g}", ""]
-    rows = [["backprop", "3.00", "3.00", "1.00", _fmt(m["bp_us"]), "1.00"],
+    iv, cmp = out["ratio_intervals"], out["comparisons"]
+
+    def measured_row(label, us_key, ratio_key):
+        c_ = cmp[ratio_key]
+        return [label, "", "", "", _fmt(m[us_key]), _fmt(r[ratio_key], ".2f"),
+                f"[{iv[ratio_key]['lo']:.2f}, {iv[ratio_key]['hi']:.2f}]",
+                format_side(c_["vs_bp"], "faster", "slower"),
+                format_side(c_["vs_model"], "below", "above")]
+    P = m["threads"]
+    rows = [["backprop", "3.00", "3.00", "1.00", _fmt(m["bp_us"]), "1.00", "", "", ""],
             [f"{key} (model)", _fmt(a[key]["work_fwd"], ".2f"), _fmt(a[key]["time_fwd"], ".2f"),
-             _fmt(a[key]["time_ratio_bp"], ".2f"), "", ""],
-            ["serial (full work)", "", "", "", _fmt(m["serial_us"]), _fmt(r["serial"], ".2f")],
-            ["serial (skip)", "", "", "", _fmt(m["serial_skip_us"]),
-             _fmt(r["serial_skip"], ".2f")],
-            [f"layer-parallel P={m['threads']}", "", "", "", _fmt(m["layers_us"]),
-             _fmt(r["layer_parallel"], ".2f")],
-            [f"layer-parallel P={m['threads']} (skip)", "", "", "", _fmt(m["layers_skip_us"]),
-             _fmt(r["layer_parallel_skip"], ".2f")],
-            [f"batch-parallel P={m['threads']}", "", "", "", _fmt(m["batch_us"]),
-             _fmt(r["batch_parallel"], ".2f")],
-            ["ideal critical path", "", "", "", _fmt(m["critical_path_us"]),
-             _fmt(r["critical_path"], ".2f")]]
-    lines.append(_table(["", "WORK/C_F", "TIME/C_F", "TIME/bp", "measured_us", "meas/bp"],
-                        rows))
+             _fmt(a[key]["time_ratio_bp"], ".2f"), "", "", "", "", ""],
+            measured_row("serial (full work)", "serial_us", "serial"),
+            measured_row("serial (skip)", "serial_skip_us", "serial_skip"),
+            measured_row(f"layer-parallel P={P}", "layers_us", "layer_parallel"),
+            measured_row(f"layer-parallel P={P} (skip)", "layers_skip_us",
+                         "layer_parallel_skip"),
+            measured_row(f"batch-parallel P={P}", "batch_us", "batch_parallel"),
+            measured_row(f"batch-parallel P={P} (skip)", "batch_skip_us",
+                         "batch_parallel_skip"),
+            measured_row("ideal critical path", "critical_path_us", "critical_path")]
+    lines.append(format_noise(out["noise"]))
+    lines.append(_table(["", "WORK/C_F", "TIME/C_F", "TIME/bp", "measured_us", "meas/bp",
+                         "90% interval", "vs bp (1.00)",
+                         f"vs model ({a[key]['time_ratio_bp']:.2f})"], rows))
     lines.append("per-layer input VJP (us): " + ", ".join(f"{v:.1f}" for v in
                                                            m["vjp_us_per_layer"]))
     lay = out["layers"]

@@ -19,9 +19,12 @@ Models (ALGORITHMS.md, "Time complexity"):
 - backprop: ``WORK = TIME/w = sum C_i + sum 2 C_i = 3 sum C_i`` (eq. 2.6).
 - fpa: ``TIME >= w sum C_i + w sum_{t=1..T} 2 C_max`` with ``T >= L`` (eq. 3.27-3.32),
   ``WORK = sum C_i + T sum 2 C_i``.
-- zil: the same bound over the ``T = L + 1`` points ``t = 0..L`` of eq. 3.33-3.36; its
-  work also recomputes every prediction after each of its ``T - 1`` state updates (vpc
-  dynamics), ``WORK = sum C_i + T sum 2 C_i + (T - 1) sum C_i``.
+- zil: ``T`` counts state updates as for every variant; ``T = L`` updates give the states
+  at the points ``t = 0..L`` of eq. 3.33-3.36 (the paper sums over those L + 1 points; the
+  VJP of the t = 0 point is the output layer's parameter VJP, which backprop's count has
+  too, so L input VJPs lie on the critical path, as for fpa): ``TIME >= w sum C_i +
+  w sum_{t=1..T} 2 C_max``. Its work also recomputes every prediction after each of its
+  ``T`` state updates (vpc dynamics), ``WORK = sum C_i + T sum 2 C_i + T sum C_i``.
 
 Theorem 1 / Corollary 1 counts and the wasted work are in :func:`first_nonzero_steps`,
 :func:`simulate_fpa` and :func:`wasted_vjps`.
@@ -70,7 +73,8 @@ def layer_flops(sizes, batch, activation="tanh"):
 
 
 def _default_steps(algo, n_hidden):
-    return n_hidden + 1 if algo == "zil" else n_hidden
+    # fpa (step 1) and zil reach the first layer, i.e. equal backprop, after L updates
+    return n_hidden
 
 
 def analytic(sizes, batch, steps=None, activation="tanh", algos=MODEL_ALGOS):
@@ -80,8 +84,8 @@ def analytic(sizes, batch, steps=None, activation="tanh", algos=MODEL_ALGOS):
     ----------
     sizes, batch, activation : as in :func:`layer_flops`
     steps : int, optional
-        T for fpa (default L) ; zil always uses its ``L + 1`` points unless ``steps`` is
-        given (then T = steps for zil too).
+        T, the state updates of fpa and zil (default L, the fewest that reach the first
+        layer).
     algos : sequence of {"bp", "fpa", "zil"}
 
     Returns
@@ -108,7 +112,7 @@ def analytic(sizes, batch, steps=None, activation="tanh", algos=MODEL_ALGOS):
             time = c_sum + T * 2.0 * c_max
             work = c_sum + T * 2.0 * c_sum
             if algo == "zil":
-                work += max(T - 1, 0) * c_sum
+                work += T * c_sum
         else:
             raise ValueError(f"no cost model for {algo!r}; choose from {MODEL_ALGOS}")
         out[algo] = {"steps": T, "work_flops": work, "time_flops": time,
@@ -256,8 +260,10 @@ def wasted_vjps(variant, n_hidden, steps, step_size=1.0):
     before step ``L - l`` (Theorem 1: the error front has not reached it). After the front:
 
     - fpa, step 1: ``e_l(t+1) = v_l`` is final at once; later VJPs repeat it (wasted).
-    - zil: layer l's parameters are read at step ``N - 1 - l``; only the VJP that feeds
-      that snapshot matters, later ones change nothing that is learned (section 3.5).
+    - zil: weight layer l's parameters are read at step ``N - 1 - l = L - l``; only the
+      VJP that feeds that snapshot matters (latent l's, at update ``L + 1 - l``, so with
+      ``T < L`` the unreached layers get none, as under fpa); later ones change nothing
+      that is learned (section 3.5).
     - vpc, scaled, fpa with a step below 1: every VJP after the front moves the final
       states, so only the ones ahead of the front are wasted.
 
@@ -266,10 +272,10 @@ def wasted_vjps(variant, n_hidden, steps, step_size=1.0):
     dict
         ``total`` (VJPs a full run computes: updates * L), ``useful``, ``wasted``,
         ``wasted_fraction``, ``ahead_of_front`` (the part ``pc_infer(skip=True)`` skips
-        for every variant) and ``updates`` (state updates: T, or T - 1 for zil).
+        for every variant) and ``updates`` (state updates: T, for every variant).
     """
     L = int(n_hidden)
-    updates = max(int(steps) - 1, 0) if variant == "zil" else int(steps)
+    updates = int(steps)
     front = np.arange(L - 1, -1, -1)          # latent l = 1..L first sees a nonzero e_{l+1}
     reached = np.clip(updates - front, 0, None)
     ahead = int(np.minimum(front, updates).sum())

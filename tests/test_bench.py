@@ -14,6 +14,7 @@ from pckernels import MLP, pc_infer
 from pckernels import cost
 from pckernels_bench import suite
 from pckernels_bench.baselines import Unavailable
+from pckernels_bench.harness import MIN_CONCLUSIVE_REPEATS
 from pckernels_cli.bench import bench, complexity
 
 TINY = ["--depth", "3", "--width", "6", "--inputs", "10", "--outputs", "4", "--batch", "8",
@@ -46,9 +47,15 @@ def quick_json(tmp_path_factory):
     return result.output, json.loads(path.read_text())
 
 
+def _check_interval(iv):
+    assert set(suite.INTERVAL_KEYS) <= set(iv)
+    assert iv["lo"] <= iv["median"] <= iv["hi"]
+
+
 def test_bench_quick_json_has_documented_keys(quick_json):
     output, data = quick_json
     assert set(suite.BENCH_KEYS) <= set(data)
+    assert set(suite.NOISE_KEYS) <= set(data["noise"])
     assert [r["depth"] for r in data["results"]] == [2, 3]
     for res in data["results"]:
         assert set(suite.BENCH_DEPTH_KEYS) <= set(res)
@@ -56,19 +63,37 @@ def test_bench_quick_json_has_documented_keys(quick_json):
             assert set(suite.TIMING_KEYS) <= set(res["timings"][op])
             t = res["timings"][op]
             assert t["min_us"] <= t["median_us"] <= t["max_us"]
-            assert t["repeats"] == 1
+            assert t["repeats"] == MIN_CONCLUSIVE_REPEATS     # --quick can be conclusive
+            _check_interval(res["ratio_intervals"]["vs_bp"][op])
         assert set(res["schedules"]) >= {"serial_us", "layers_us", "batch_us",
-                                         "layers_speedup", "batch_speedup"}
+                                         "layers_speedup", "batch_speedup",
+                                         "layers_speedup_interval", "batch_speedup_interval"}
+        _check_interval(res["schedules"]["layers_speedup_interval"])
         assert set(res["baselines"]["numpy"]) == {"forward", "bp", "fpa"}
-        assert res["ratios"]["numpy"]["bp"] == pytest.approx(
-            res["timings"]["bp"]["median_us"] / res["baselines"]["numpy"]["bp"]["median_us"])
+        # ratios are the medians of the paired per-round ratios, with their interval
+        iv = res["ratio_intervals"]["numpy"]["bp"]
+        _check_interval(iv)
+        assert iv["n"] == MIN_CONCLUSIVE_REPEATS
+        assert res["ratios"]["numpy"]["bp"] == iv["median"]
         names = {t["name"] for t in res["targets"]}
         assert "fpa (skip) <= 1.5x own bp" in names
+        for g in res["targets"]:
+            assert set(suite.TARGET_KEYS) <= set(g)
+            assert g["lo"] <= g["ratio"] <= g["hi"]
+            # met is a verdict only when conclusive, and then it is which side the interval is
+            if g["conclusive"]:
+                assert g["met"] is (g["hi"] <= g["limit"]) and g["met"] is not (
+                    g["lo"] > g["limit"])
+            else:
+                assert g["met"] is None
+        assert set(suite.NOISE_KEYS) <= set(res["noise"])
     # documented in the help text too
-    help_text = CliRunner().invoke(bench, ["--help"]).output
-    for key in suite.BENCH_DEPTH_KEYS + suite.TIMING_KEYS:
-        assert key in help_text.replace("\n", " "), key
+    help_text = CliRunner().invoke(bench, ["--help"]).output.replace("\n", " ")
+    for key in (suite.BENCH_KEYS + suite.BENCH_DEPTH_KEYS + suite.TIMING_KEYS
+                + suite.INTERVAL_KEYS + suite.TARGET_KEYS + suite.NOISE_KEYS):
+        assert key in help_text, key
     assert "pck/numpy" in output and "GEMM-bound limit" in output
+    assert "noise: " in output or "WARNING: " in output
 
 
 def test_bench_skips_missing_baselines(monkeypatch, tmp_path):
@@ -125,7 +150,7 @@ def test_complexity_counts_agree_with_pc_infer(tmp_path, extra):
     output, data = _run_complexity(tmp_path, *extra)
     assert set(suite.COMPLEXITY_KEYS) <= set(data)
     help_text = CliRunner().invoke(complexity, ["--help"]).output.replace("\n", " ")
-    for key in suite.COMPLEXITY_KEYS:
+    for key in suite.COMPLEXITY_KEYS + suite.NOISE_KEYS:
         assert f'"{key}"' in help_text
     c = data["config"]
     # recompute the counts independently from the same network and batch
@@ -154,11 +179,26 @@ def test_complexity_counts_agree_with_pc_infer(tmp_path, extra):
     for key in ("serial", "layer_parallel", "batch_parallel", "critical_path"):
         assert data["ratios"][key] > 0
     assert len(data["measured"]["vjp_us_per_layer"]) == 3
+    # one repeat has no spread: every measured ratio is inconclusive, and says why
+    for key, _ in suite.COMPLEXITY_RATIOS:
+        iv = data["ratio_intervals"][key]
+        assert iv["lo"] <= iv["median"] <= iv["hi"] and iv["n"] == 1
+        assert data["ratios"][key] == iv["median"]
+        for side in data["comparisons"][key].values():
+            assert side["conclusive"] is False and side["below"] is None
+            assert "repeats" in side["reason"]
+    assert data["comparisons"]["serial"]["vs_model"]["line"] == a["fpa"]["time_ratio_bp"]
+    assert data["noise"]["noisy"] is True
+    table = output.split("ideal critical path")[0]
+    assert table.count("inconclusive (too few repeats)") == 2 * 6
+    assert "faster" not in table and "slower" not in table
+    assert "90% interval" in output
 
 
 def test_complexity_zil(tmp_path):
+    # needs zil's new step count (T = state updates) from main's pc.py
     output, data = _run_complexity(tmp_path, "--algo", "zil")
-    assert data["config"]["steps"] == 4                 # L + 1 points
+    assert data["config"]["steps"] == 3                 # T = L state updates
     assert data["layers"]["first_nonzero_pc_infer"] == [3, 2, 1]
     assert data["wasted"]["analytic"]["useful"] == 3
     assert data["wasted"]["measured"]["wasted"] == data["wasted"]["analytic"]["wasted"]

@@ -24,11 +24,15 @@ def test_analytic_closed_forms():
     assert m["fpa"]["time_flops"] == C_sum + 2 * C_max
     assert m["fpa"]["work_flops"] == 3 * C_sum
     assert m["fpa"]["time_ratio_bp"] == pytest.approx((C_sum + 2 * C_max) / (3 * C_sum))
-    # zil, T = L + 1 = 2 points: TIME = sum C + 2 * 2 C_max, WORK adds one prediction pass
-    assert m["zil"]["steps"] == 2
-    assert m["zil"]["time_flops"] == C_sum + 4 * C_max
-    assert m["zil"]["work_flops"] == C_sum + 4 * C_sum + C_sum
-    assert m["zil"]["work_fwd"] == 6.0
+    # zil, T = L = 1 state update (states at t = 0, 1): the critical path of fpa, and the
+    # work adds one prediction pass per update (vpc dynamics)
+    assert m["zil"]["steps"] == 1
+    assert m["zil"]["time_flops"] == C_sum + 2 * C_max == m["fpa"]["time_flops"]
+    assert m["zil"]["work_flops"] == C_sum + 2 * C_sum + C_sum
+    assert m["zil"]["work_fwd"] == 4.0
+    m = cost.analytic([3, 4, 2], 5, steps=3)
+    assert m["zil"]["steps"] == m["fpa"]["steps"] == 3
+    assert m["zil"]["work_flops"] == C_sum + 3 * 2 * C_sum + 3 * C_sum
 
 
 def test_equal_layers_ratio_reaches_one_at_T_equal_layers():
@@ -98,7 +102,18 @@ def test_wasted_fpa_step_one_closed_form():
     assert w["ahead_of_front"] == 4 + 3 + 2 + 1
 
 
-@pytest.mark.parametrize("variant,steps,step_size", [("zil", 5, 1.0), ("vpc", 7, 0.3)])
+@pytest.mark.parametrize("steps,useful", [(0, 0), (2, 2), (4, 4), (7, 4)])
+def test_wasted_zil_counts_state_updates(steps, useful):
+    # T state updates, as for fpa: T = L reaches every latent; T < L leaves L - T unreached
+    w = cost.wasted_vjps("zil", 4, steps)
+    assert w["updates"] == steps and w["total"] == 4 * steps
+    assert w["useful"] == useful == cost.wasted_vjps("fpa", 4, steps)["useful"]
+    assert w["ahead_of_front"] == cost.wasted_vjps("fpa", 4, steps)["ahead_of_front"]
+
+
+# the zil cases need zil's new step count (T = state updates) from main's pc.py
+@pytest.mark.parametrize("variant,steps,step_size", [("zil", 5, 1.0), ("zil", 4, 1.0),
+                                                     ("zil", 2, 1.0), ("vpc", 7, 0.3)])
 def test_wasted_other_variants_match_pc_infer(small, variant, steps, step_size):
     net, X, y = small
     r = pc_infer(net, X, y, variant, steps, step_size, schedule="serial", skip=True)
@@ -106,5 +121,6 @@ def test_wasted_other_variants_match_pc_infer(small, variant, steps, step_size):
     m = cost.measured_wasted(r.work, variant, 4, steps, step_size)
     assert m["skipped"] == a["ahead_of_front"]        # what skipping can prove
     assert m["wasted"] == a["wasted"]
-    if variant == "zil":
-        assert a["useful"] == 4                        # one VJP per latent feeds a snapshot
+    assert m["total"] == a["total"] == 4 * steps      # T state updates of 4 latents
+    if variant == "zil":                               # one VJP per reached latent feeds
+        assert a["useful"] == min(steps, 4)            # a snapshot
