@@ -514,21 +514,23 @@ def gflops(flops, seconds):
 
 
 def set_all_threads(n):
-    """One thread count for Numba, BLAS (threadpoolctl) and, if already imported, torch."""
+    """One thread count for Numba, NumPy's BLAS and, if already imported, torch.
+
+    The BLAS that pckernels' kernels call (SciPy's, through Numba) stays single-threaded,
+    as in training (``pckernels.config.ensure_blas_serial``): timing it multi-threaded
+    would measure a configuration pckernels never runs, and one that stalls for a whole
+    time slice whenever a BLAS helper thread has no free core.
+    """
     import sys
 
     from pckernels import set_threads
-    try:
-        # Numba's np.dot calls scipy's BLAS, which is loaded lazily; load it now so that
-        # threadpoolctl limits it too (else it keeps one thread per core)
-        import scipy.linalg.cython_blas  # noqa: F401
-    except ImportError:
-        pass
+    from pckernels.config import ensure_blas_serial
     set_threads(n)
     try:
         from threadpoolctl import threadpool_limits
         threadpool_limits(n)
     except ImportError:
         pass
+    ensure_blas_serial(force=True)
     if sys.modules.get("torch") is not None:
         sys.modules["torch"].set_num_threads(n)

@@ -193,7 +193,7 @@ def get_threads():
 _blas_serial = False
 
 
-def ensure_blas_serial():
+def ensure_blas_serial(force=False):
     """Make the BLAS that Numba's ``np.dot`` calls single-threaded (once per process).
 
     pckernels' matrix products are small (a 64-row batch); a multi-threaded BLAS gains
@@ -202,9 +202,11 @@ def ensure_blas_serial():
     a descheduled helper thread costs a whole time slice (tens of milliseconds). So
     pckernels' parallelism comes from ``prange`` only. Only the BLAS library that SciPy
     ships (the one Numba links against) is limited; NumPy's own BLAS is left alone.
+    ``force=True`` applies the limit again (after something else, such as a benchmark's
+    ``threadpool_limits``, changed it).
     """
     global _blas_serial
-    if _blas_serial:
+    if _blas_serial and not force:
         return
     _blas_serial = True
     try:
