@@ -136,8 +136,18 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, algo,
     bar = None
 
     def on_batch(n):
+        nonlocal bar
+        if show_bar and bar is None:
+            # created at the first batch, after the kernels compiled, so that its time
+            # estimate measures training only
+            bar = click.progressbar(length=len(y_tr), label="epoch 1", file=sys.stderr)
         if bar is not None:
             bar.update(n)
+
+    def on_warning(message):
+        if bar is not None:
+            bar.render_finish()
+        click.echo(f"warning: {message}", err=True)
 
     def on_epoch(m):
         nonlocal bar
@@ -152,8 +162,6 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, algo,
             bar = click.progressbar(length=len(y_tr), label=f"epoch {m.epoch + 1}",
                                     file=sys.stderr)
 
-    if show_bar:
-        bar = click.progressbar(length=len(y_tr), label="epoch 1", file=sys.stderr)
     history = History()
     status, error = "completed", None
     start = time.perf_counter()
@@ -161,7 +169,7 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, algo,
         train(net, X_tr, y_tr, X_val, y_val, ds.X_test, ds.y_test, algo=algo, pc=pc,
               epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
               momentum=momentum, weight_decay=weight_decay, seed=seed, cosine=cosine,
-              history=history, on_batch=on_batch, on_epoch=on_epoch)
+              history=history, on_batch=on_batch, on_epoch=on_epoch, on_warning=on_warning)
     except DivergenceError as exc:
         status, error = "diverged", str(exc)
     except KeyboardInterrupt:
@@ -175,7 +183,9 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, algo,
                "epochs": history.as_dicts(),
                "final_test_accuracy": final.test_accuracy if final else None,
                "final_val_accuracy": final.val_accuracy if final else None,
+               "warnings": history.warnings,
                "timing": {"wall_seconds": wall,
+                          "compile_seconds": history.compile_seconds,
                           "train_seconds": sum(e.seconds for e in history.epochs),
                           "first_epoch_seconds": history.epochs[0].seconds if final else None},
                "environment": environment()}
@@ -194,7 +204,8 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, algo,
         raise click.ClickException(error + (f" (partial results in {json_path})"
                                             if json_path and final else ""))
     click.echo(f"test accuracy: {final.test_accuracy:.4f}  "
-               f"({sum(e.seconds for e in history.epochs):.2f} s training)")
+               f"({sum(e.seconds for e in history.epochs):.2f} s training, "
+               f"{history.compile_seconds:.2f} s compiling or loading kernels before it)")
 
 
 def main():

@@ -8,7 +8,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .model import MLP
-from .training import ALGORITHMS, DivergenceError, GradientFn, Optimizer, PCSettings, train
+from .training import ALGORITHMS, BatchUpdate, PCSettings, train
 
 
 class PCClassifier(ClassifierMixin, BaseEstimator):
@@ -114,8 +114,8 @@ class PCClassifier(ClassifierMixin, BaseEstimator):
         shuffles exactly as a one-epoch fit does.
         """
         shuffle = np.random.default_rng(int(rng.randint(np.iinfo(np.int32).max)))
-        return (GradientFn(self.net_, self.algorithm, self._pc_settings()),
-                Optimizer(self.net_, self.optimizer, self.lr, self.momentum), shuffle)
+        return (BatchUpdate(self.net_, self.algorithm, self._pc_settings(), self.optimizer,
+                            self.lr, self.momentum), shuffle)
 
     def _as_input(self, X):
         """X as a writable C-contiguous array of the network's dtype (Numba needs writable)."""
@@ -204,22 +204,20 @@ class PCClassifier(ClassifierMixin, BaseEstimator):
         if getattr(self, "_trainer", None) is None:
             # after fit() or unpickling: a fresh optimizer state
             self._trainer = self._new_trainer(check_random_state(self.random_state))
-        grad_fn, opt, shuffle = self._trainer
+        update, shuffle = self._trainer
         net = self.net_
         X = net.check_input(self._as_input(X))
         labels, targets = net.check_targets(labels, X.shape[0])
         perm = shuffle.permutation(X.shape[0])
         X, labels = X[perm], labels[perm]
-        grad = net.zeros_like_params()
         total = 0.0
+        call = self.n_iter_ + 1
         for b0 in range(0, X.shape[0], self.batch_size):
             b1 = min(X.shape[0], b0 + self.batch_size)
-            loss = grad_fn(X[b0:b1], labels[b0:b1], targets, grad)
-            if not np.isfinite(loss):
-                raise DivergenceError(f"loss became {loss} in partial_fit; try a smaller "
-                                      f"learning rate (lr={self.lr})")
-            opt.step(grad)
-            total += loss * (b1 - b0)
+            total += update(X[b0:b1], labels[b0:b1], targets,
+                            f"partial_fit call {call}, batch {b0 // self.batch_size + 1}"
+                            ) * (b1 - b0)
+        update.check_parameters()
         self.loss_curve_.append(total / X.shape[0])
         self.n_iter_ += 1
         return self
@@ -257,13 +255,15 @@ class PCClassifier(ClassifierMixin, BaseEstimator):
         return self.net_.forward(self._as_input(X))
 
     def predict_log_proba(self, X):
-        """Log class probabilities, shape (n_samples, n_classes), columns as ``classes_``."""
-        return np.log(self.predict_proba(X))
+        """Log class probabilities (the log-softmax of the output, in float64: finite where
+        the probability underflows), shape (n_samples, n_classes), columns as ``classes_``."""
+        z = self._log_proba(X).astype(np.float64)
+        top = z.max(axis=1, keepdims=True)
+        return z - (top + np.log(np.exp(z - top).sum(axis=1, keepdims=True)))
 
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_classes), columns as ``classes_``."""
-        p = np.exp(self._log_proba(X).astype(np.float64))
-        return p / p.sum(axis=1, keepdims=True)
+        return np.exp(self.predict_log_proba(X))
 
     def predict(self, X):
         """The most probable label for each row of X, shape (n_samples,)."""

@@ -12,6 +12,10 @@ VARIANTS = ("vpc", "scaled", "fpa", "zil")
 SCHEDULES = ("auto", "serial", "layers", "batch")
 INITS = {"forward": K.INIT_FORWARD, "zeros": K.INIT_ZEROS}
 _CODES = {"vpc": K.VPC, "scaled": K.VPC, "fpa": K.FPA, "zil": K.ZIL}
+#: Variants whose inference is gradient descent on the energy F (so F must not rise).
+ENERGY_DESCENT = ("vpc", "scaled")
+#: Relative rise of F over an inference that counts as "the energy rose".
+ENERGY_RISE_TOL = 1e-4
 
 #: Rows per chunk of the batch-parallel schedule. Fixed, so that results never depend on
 #: the number of threads.
@@ -135,7 +139,11 @@ def default_step_size(variant, precision_ratio=1.0):
     scales with ||W||^2): 0.5/k is stable at initialisation but made inference diverge
     after a few epochs on digits, 0.1/k trained (with ~40 steps to converge).
     """
-    return 0.1 / precision_ratio if variant == "scaled" else 1.0
+    if variant != "scaled":
+        return 1.0
+    if not (np.isfinite(precision_ratio) and precision_ratio > 0):
+        raise ValueError(f"precision_ratio must be > 0, got {precision_ratio}")
+    return 0.1 / precision_ratio
 
 
 class PCWorkspace:
@@ -183,6 +191,7 @@ class PCRunner:
                              tol=float(tol), skip=bool(skip))
         self.knet = K.PCNet(params=net.params, sizes=net.sizes, codes=net.codes,
                             loss_code=net.loss_code)
+        self.energy_change, self.energy_rose = None, False
 
     def _layout(self, batch):
         schedule = resolve_schedule(self.schedule)
@@ -195,7 +204,9 @@ class PCRunner:
         """Inference on validated arrays; writes the update into ``grad`` (flat layout).
 
         Returns ``(loss, workspace, trace)``. ``trace_with`` is the backprop gradient to
-        compare with, or None for the fused path with no per-step recording.
+        compare with, or None for the fused path with no per-step recording. Afterwards
+        ``energy_change`` holds ``(F_0, F_T)`` for the energy-descent variants started at
+        the feedforward values (else None), and ``energy_rose`` whether F_T > F_0.
         """
         batch = X.shape[0]
         schedule, rows, n_chunks = self._layout(batch)
@@ -203,22 +214,41 @@ class PCRunner:
         st = ws.state
         data = K.PCData(X=X, labels=labels, targets=targets)
         init = INITS[self.init]
-        n_updates = self.steps
         parallel = get_threads() > 1
         if schedule == "batch" and trace_with is None:
             fused = K._pc_fused_batch_parallel if parallel else K._pc_fused_batch_serial
-            loss = fused(init, n_updates, rows, self.knet, data, st, self.opts, ws.partial,
+            loss = fused(init, self.steps, rows, self.knet, data, st, self.opts, ws.partial,
                          grad)
-            return loss, ws, None
-        init_kernel = K._pc_init_parallel if schedule == "batch" and parallel else K._pc_init_serial
-        loss = init_kernel(init, rows, self.knet, data, st, self.opts)
-        if trace_with is None:
-            self._advance(schedule, 0, n_updates, rows, data, st)
             trace = None
         else:
-            trace = self._traced(schedule, n_updates, rows, data, st, trace_with, grad, ws)
-        self._gradient(schedule, rows, data, st, ws, grad)
+            init_kernel = (K._pc_init_parallel if schedule == "batch" and parallel
+                           else K._pc_init_serial)
+            loss = init_kernel(init, rows, self.knet, data, st, self.opts)
+            if trace_with is None:
+                self._advance(schedule, 0, self.steps, rows, data, st)
+                trace = None
+            else:
+                trace = self._traced(schedule, self.steps, rows, data, st, trace_with, grad,
+                                     ws)
+            self._gradient(schedule, rows, data, st, ws, grad)
+        self._check_energy(data, st)
         return loss, ws, trace
+
+    def _check_energy(self, data, st):
+        """Compare the energy after inference with the energy at the feedforward values.
+
+        From feedforward values every hidden error is zero, so F_0 = pi_N * (loss sum);
+        energy descent with a stable step size never ends above it (ALGORITHMS.md, fact
+        5). One pass over the errors, small next to the T inference steps.
+        """
+        self.energy_change, self.energy_rose = None, False
+        if self.variant not in ENERGY_DESCENT or self.init != "forward" or self.steps == 0:
+            return
+        f0 = self.pis[-1] * float(st.loss0.sum())
+        ft = float(K._energy(self.knet, data, st, self.opts))
+        self.energy_change = (f0, ft)
+        # float32 rounding of a converged state can leave F_T a hair above F_0
+        self.energy_rose = not ft <= f0 * (1 + ENERGY_RISE_TOL) + 1e-12
 
     def _advance(self, schedule, t0, t1, rows, data, st):
         if t1 <= t0:

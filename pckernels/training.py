@@ -1,5 +1,6 @@
 """The training loop shared by the CLI, the sweep and the scikit-learn estimator."""
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -35,6 +36,16 @@ class Optimizer:
         self.state1 = net.zeros_like_params()
         self.state2 = net.zeros_like_params() if name == "adam" else None
         self.t = 0
+
+    def warm_up(self):
+        """Compile the update kernel on scratch copies (parameters and state untouched)."""
+        params, grad = self.net.params.copy(), self.net.zeros_like_params()
+        if self.name == "sgd":
+            _sgd_step(params, grad, self.state1.copy(), self.lr, self.momentum,
+                      self.weight_decay)
+        else:
+            _adam_step(params, grad, self.state1.copy(), self.state2.copy(), 1, self.lr,
+                       self.betas[0], self.betas[1], self.eps, self.weight_decay)
 
     def step(self, grad):
         """Apply one update with gradient ``grad`` (flat layout)."""
@@ -80,6 +91,7 @@ class EpochMetrics:
     samples_per_s: float
     cosine: float = None            # mean cosine(update, backprop) over the epoch's batches
     layer_cosine: list = None       # the same per weight layer
+    energy_rises: int = 0           # batches whose PC inference ended at a higher energy
 
 
 @dataclass
@@ -87,6 +99,8 @@ class History:
     """Everything a training run measured; grows epoch by epoch (kept on interruption)."""
     epochs: list = field(default_factory=list)
     interrupted: bool = False
+    compile_seconds: float = 0.0    # compiling / loading kernels, before the first epoch
+    warnings: list = field(default_factory=list)
 
     @property
     def final(self):
@@ -122,11 +136,108 @@ class GradientFn:
             return backprop_into(self.net, X, labels, targets, grad)
         return self.runner.run(X, labels, targets, grad)[0]
 
+    @property
+    def energy_rose(self):
+        """Whether the last batch's inference ended at a higher energy than it started."""
+        return self.runner is not None and self.runner.energy_rose
+
+    def advice(self, lr):
+        """What to change when this update diverges: the step size, the learning rate."""
+        if self.runner is None:
+            return f"try a smaller learning rate (lr={lr:g})"
+        step = f"inference step size (step_size={self.settings.step_size:g})"
+        if self.runner.energy_rose:
+            return f"inference raised the energy: try a smaller {step}"
+        return f"try a smaller learning rate (lr={lr:g}) or a smaller {step}"
+
+
+class TrainingWarning(UserWarning):
+    """Training goes on, but something the user must know happened (energy rose, collapse)."""
+
+
+class BatchUpdate:
+    """One checked mini-batch update, shared by :func:`train` and ``partial_fit``.
+
+    Computes the algorithm's update, checks the loss, applies the optimizer, and keeps the
+    parameters from before the current and the previous batch so that a divergence
+    always leaves the last finite parameters in place. Counts the batches whose PC
+    inference raised the energy.
+    """
+
+    def __init__(self, net, algo="bp", pc=None, optimizer="sgd", lr=0.05, momentum=0.9,
+                 weight_decay=0.0):
+        self.net = net
+        self.grad_fn = GradientFn(net, algo, pc)
+        self.opt = Optimizer(net, optimizer, lr, momentum, weight_decay)
+        self.lr = lr
+        self.grad = net.zeros_like_params()
+        self.backup, self.backup_prev = net.params.copy(), net.params.copy()
+        self.last_done = None
+        self.energy_rises = 0
+        self.batches = 0
+
+    def warm_up(self, X, labels, targets):
+        """Compile every kernel a batch runs, without changing parameters or state."""
+        self.grad_fn(X, labels, targets, self.grad)
+        self.opt.warm_up()
+
+    def __call__(self, X, labels, targets, where):
+        """Update on one batch; returns its loss. ``where`` names the batch in errors.
+
+        Raises :class:`DivergenceError` (parameters restored) on a non-finite loss.
+        """
+        self.backup, self.backup_prev = self.backup_prev, self.backup
+        self.backup[:] = self.net.params
+        loss = self.grad_fn(X, labels, targets, self.grad)
+        self.energy_rises += self.grad_fn.energy_rose
+        self.batches += 1
+        if not np.isfinite(loss):
+            if np.all(np.isfinite(self.backup)):
+                self.net.params[:] = self.backup
+                what = f"loss became {loss} at {where}"
+            else:
+                self.net.params[:] = self.backup_prev
+                what = f"the update of {self.last_done} made the parameters non-finite"
+            raise DivergenceError(f"{what}; {self.grad_fn.advice(self.lr)}")
+        self.last_done = where
+        self.opt.step(self.grad)
+        return loss
+
+    def check_parameters(self):
+        """Raise :class:`DivergenceError` (parameters restored) if the last update made
+        any parameter non-finite; the per-batch loss check sees that one batch late."""
+        if not np.all(np.isfinite(self.net.params)):
+            self.net.params[:] = self.backup
+            raise DivergenceError(f"the update of {self.last_done} made the parameters "
+                                  f"non-finite; {self.grad_fn.advice(self.lr)}")
+
+    def take_energy_rises(self):
+        """``(rises, batches)`` since the last call, then reset both counters."""
+        out = (self.energy_rises, self.batches)
+        self.energy_rises = self.batches = 0
+        return out
+
+
+#: An epoch whose mean training loss exceeds this multiple of the first batch's loss has
+#: diverged even though every number is finite (the loss of a run at chance stays near the
+#: first batch's; a run whose weights blow up reaches hundreds or thousands of times it).
+DIVERGENCE_FACTOR = 100.0
+
+
+def _check_eval_set(net, X, y, name):
+    if X is None and y is None:
+        return None, None
+    if X is None or y is None:
+        raise ValueError(f"X_{name} and y_{name} must be given together")
+    X = net.check_input(X)
+    net.check_targets(y, X.shape[0])
+    return X, np.asarray(y)
+
 
 def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=None, *,
           algo="bp", pc=None, epochs=10, batch_size=64, optimizer="sgd", lr=0.05,
           momentum=0.9, weight_decay=0.0, seed=0, cosine=False, history=None,
-          on_batch=None, on_epoch=None):
+          on_batch=None, on_epoch=None, on_warning=None):
     """Train ``net`` in place with shuffled mini-batches.
 
     Parameters
@@ -142,17 +253,23 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
     history : History, optional
         Appended to as epochs finish, so a caller keeps what was done if interrupted.
     on_batch : callable(n_samples_done), optional; on_epoch : callable(EpochMetrics), optional
+    on_warning : callable(str), optional
+        Receives each warning (inference raised the energy, training collapsed); by default
+        they are issued as :class:`TrainingWarning`. They are also kept in
+        ``history.warnings``.
 
     Returns
     -------
     History
+        ``history.compile_seconds`` is the time spent compiling (or loading from the
+        cache) the kernels before the first epoch; epoch times and samples/s exclude it.
 
     Raises
     ------
     DivergenceError
-        When a batch loss or the parameters become non-finite. The parameters are restored
-        to the last finite values before the failing batch (or before the batch whose
-        update made them non-finite).
+        When a batch loss or the parameters become non-finite (the parameters are restored
+        to the last finite values), or an epoch's mean loss exceeds ``DIVERGENCE_FACTOR``
+        times the first batch's (the parameters are restored to the previous epoch's).
     """
     if int(epochs) != epochs or epochs < 1:
         raise ValueError(f"epochs must be an integer >= 1, got {epochs}")
@@ -161,11 +278,25 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
     X_train = net.check_input(X_train)
     n = X_train.shape[0]
     labels_all, targets_all = net.check_targets(y_train, n)
-    grad_fn = GradientFn(net, algo, pc)
-    opt = Optimizer(net, optimizer, lr, momentum, weight_decay)
+    X_val, y_val = _check_eval_set(net, X_val, y_val, "val")
+    X_test, y_test = _check_eval_set(net, X_test, y_test, "test")
+    update = BatchUpdate(net, algo, pc, optimizer, lr, momentum, weight_decay)
     history = history if history is not None else History()
+
+    warned = set()
+
+    def warn(kind, message):
+        # each kind once per run; the per-epoch counts stay in the metrics
+        if kind in warned:
+            return
+        warned.add(kind)
+        history.warnings.append(message)
+        if on_warning is not None:
+            on_warning(message)
+        else:
+            warnings.warn(message, TrainingWarning, stacklevel=3)
+
     rng = np.random.default_rng(seed)
-    grad = net.zeros_like_params()
     bp_grad = net.zeros_like_params() if cosine and algo != "bp" else None
     layer_cos = np.zeros(net.n_layers, dtype=np.float64)
     # Batches are gathered row by row into small buffers that stay in cache, rather than
@@ -174,10 +305,23 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
     ls = np.empty(batch_size if labels_all.size else 0, dtype=labels_all.dtype)
     ts = (np.empty((batch_size, targets_all.shape[1]), dtype=targets_all.dtype)
           if targets_all.size else targets_all)
-    # Parameters before the current and before the previous batch: a non-finite loss is
-    # seen one batch after the update that caused it when that update itself overflowed.
-    backup, backup_prev = net.params.copy(), net.params.copy()
-    last_batch = None
+
+    # Compile (or load from the cache) every kernel a batch and an evaluation run before
+    # the clock starts, so epoch times measure training only.
+    start = time.perf_counter()
+    b = min(n, batch_size)
+    update.warm_up(X_train[:b], labels_all[:b], targets_all[:b] if ts.size else ts)
+    if bp_grad is not None:
+        backprop_into(net, X_train[:b], labels_all[:b], targets_all[:b] if ts.size else ts,
+                      bp_grad)
+    net.forward(X_train[:1])
+    history.compile_seconds = time.perf_counter() - start
+
+    chance = _majority_share(labels_all) if labels_all.size else None
+    first_loss = None
+    best = None  # (loss, epoch), (accuracy, epoch)
+    best_acc = None
+    epoch_backup = net.params.copy()
     for epoch in range(1, int(epochs) + 1):
         start = time.perf_counter()
         perm = rng.permutation(n)
@@ -189,36 +333,30 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
             Xb = np.take(X_train, rows, axis=0, out=Xs[:b1 - b0])
             lb = np.take(labels_all, rows, out=ls[:b1 - b0]) if ls.size else ls
             tb = np.take(targets_all, rows, axis=0, out=ts[:b1 - b0]) if ts.size else ts
-            backup, backup_prev = backup_prev, backup
-            backup[:] = net.params
-            loss = grad_fn(Xb, lb, tb, grad)
-            if not np.isfinite(loss):
-                batch_no = b0 // batch_size + 1
-                if np.all(np.isfinite(backup)):
-                    net.params[:] = backup
-                    what = f"loss became {loss} at epoch {epoch}, batch {batch_no}"
-                else:
-                    net.params[:] = backup_prev
-                    what = (f"the update of epoch {last_batch[0]}, batch {last_batch[1]} "
-                            "made the parameters non-finite")
-                raise DivergenceError(f"{what}; try a smaller learning rate (lr={lr})")
-            last_batch = (epoch, b0 // batch_size + 1)
             if bp_grad is not None:
                 backprop_into(net, Xb, lb, tb, bp_grad)
-                cos_sum += _layer_cosines(grad, bp_grad, net.sizes, layer_cos)
+            loss = update(Xb, lb, tb, f"epoch {epoch}, batch {b0 // batch_size + 1}")
+            if first_loss is None:
+                first_loss = loss
+            if bp_grad is not None:
+                cos_sum += _layer_cosines(update.grad, bp_grad, net.sizes, layer_cos)
                 layer_sum += layer_cos
-            opt.step(grad)
             total += loss * (b1 - b0)
             n_batches += 1
             if on_batch is not None:
                 on_batch(b1 - b0)
         seconds = time.perf_counter() - start
-        if not np.all(np.isfinite(net.params)):
-            net.params[:] = backup
-            raise DivergenceError(f"parameters became non-finite at the last batch of epoch "
-                                  f"{epoch}; try a smaller learning rate (lr={lr})")
+        update.check_parameters()
+        train_loss = total / n
+        if train_loss > DIVERGENCE_FACTOR * max(first_loss, 1e-12):
+            net.params[:] = epoch_backup
+            raise DivergenceError(
+                f"the mean training loss of epoch {epoch} is {train_loss:.4g}, "
+                f"{train_loss / first_loss:.0f}x the first batch's {first_loss:.4g}; "
+                f"{update.grad_fn.advice(lr)}")
+        epoch_backup[:] = net.params
         m = EpochMetrics(
-            epoch=epoch, train_loss=total / n,
+            epoch=epoch, train_loss=train_loss,
             val_accuracy=accuracy(net, X_val, y_val) if X_val is not None else float("nan"),
             test_accuracy=accuracy(net, X_test, y_test) if X_test is not None else float("nan"),
             seconds=seconds, samples_per_s=n / seconds if seconds > 0 else float("inf"))
@@ -228,7 +366,34 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
             else:
                 m.cosine = cos_sum / n_batches
                 m.layer_cosine = (layer_sum / n_batches).tolist()
+        rises, batches = update.take_energy_rises()
+        m.energy_rises = rises
+        if rises:
+            s = update.grad_fn.settings
+            warn("energy", f"epoch {epoch}: {algo} inference raised the energy in {rises} of "
+                 f"{batches} batches (step size {s.step_size:g}): too large a step for the "
+                 "current weights; try a smaller inference step size (energy_rises per "
+                 "epoch in the metrics)")
+        # collapse: the loss far above its best, or the accuracy back at chance
+        if best is not None and train_loss > 2 * best[0] and train_loss - best[0] > 0.1:
+            warn("loss", f"epoch {epoch}: training loss {train_loss:.4g} is far above its "
+                 f"best {best[0]:.4g} (epoch {best[1]}): training is collapsing")
+        acc = m.val_accuracy if np.isfinite(m.val_accuracy) else m.test_accuracy
+        if (chance is not None and np.isfinite(acc) and best_acc is not None
+                and best_acc[0] >= chance + 0.1 and acc <= chance + 0.02):
+            warn("chance", f"epoch {epoch}: accuracy {acc:.4f} is back at chance "
+                 f"({chance:.2f}) after {best_acc[0]:.4f} at epoch {best_acc[1]}: training "
+                 "has collapsed")
+        if best is None or train_loss < best[0]:
+            best = (train_loss, epoch)
+        if np.isfinite(acc) and (best_acc is None or acc > best_acc[0]):
+            best_acc = (acc, epoch)
         history.epochs.append(m)
         if on_epoch is not None:
             on_epoch(m)
     return history
+
+
+def _majority_share(labels):
+    """Accuracy of always predicting the most frequent label (the chance level)."""
+    return float(np.bincount(labels).max() / labels.size)
