@@ -11,7 +11,8 @@ try:  # Ctrl-C during the (slow) imports: one line, not a traceback from deep in
     from pckernels.config import get_threads, set_threads
     from pckernels.data import DataError, load_dataset, train_val_split
     from pckernels.io import atomic_write_json, environment
-    from pckernels.memory import MemoryLimitError, check_memory, training_bytes
+    from pckernels.memory import (MemoryLimitError, check_memory, describe_sizes,
+                                  training_bytes)
     from pckernels.model import MLP
     from pckernels.training import DivergenceError, History, Optimizer, PCSettings, train
 
@@ -153,7 +154,7 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, algo,
                                     optimizer=optimizer, loss=loss, cosine=cosine,
                                     n_eval=max(len(y_val), len(ds.y_test)),
                                     threads=get_threads(), n_train=len(y_tr)),
-                     f"training an MLP {'-'.join(map(str, sizes))} with batches of "
+                     f"training an MLP {describe_sizes(sizes)} with batches of "
                      f"{batch_size}", max_memory)
     except MemoryLimitError as exc:
         raise click.ClickException(str(exc)) from None

@@ -1,7 +1,8 @@
 """Datasets: scikit-learn's digits, MNIST and Fashion-MNIST from IDX files, and .npz files.
 
 Everything is validated here, once, and handed on as a :class:`Dataset` of C-contiguous
-features in the model's dtype (float64 by default) and int64 labels, so the training code never checks its inputs again.
+features in the model's dtype (float64 by default) and int64 labels, so the training code
+never checks its inputs again.
 
 MNIST-style datasets are looked up, in order, in
 

@@ -10,7 +10,8 @@ import re
 
 import numpy as np
 
-__all__ = ["MemoryLimitError", "parse_bytes", "format_bytes", "available_memory",
+__all__ = ["MemoryLimitError", "parse_bytes", "format_bytes", "describe_sizes",
+           "available_memory",
            "memory_limit", "check_memory", "training_bytes", "MAX_WIDTH"]
 
 #: Widest layer accepted anywhere (a weight matrix of 2**24 x 2**24 is far beyond any
@@ -99,6 +100,20 @@ def check_memory(needed, what, max_memory=None):
             f"{format_bytes(limit)} ({source}); use smaller layers or batches, or raise the "
             "limit with --max-memory / PCK_MAX_MEMORY if the machine has the memory")
     return needed
+
+
+def describe_sizes(sizes):
+    """``[64, 100, 100, 100, 10]`` -> ``"64-100x3-10"`` (runs of equal hidden widths)."""
+    sizes = [int(s) for s in sizes]
+    hidden, parts = sizes[1:-1], [str(sizes[0])]
+    i = 0
+    while i < len(hidden):
+        j = i
+        while j < len(hidden) and hidden[j] == hidden[i]:
+            j += 1
+        parts.append(f"{hidden[i]}x{j - i}" if j - i > 2 else "-".join([str(hidden[i])] * (j - i)))
+        i = j
+    return "-".join(parts + [str(sizes[-1])])
 
 
 def _check_sizes(sizes):
