@@ -277,13 +277,21 @@ def plot(results, out_dir, cosine_epochs, formats):
     seeds, with a band from the lowest to the highest seed when there are several.
     """
     try:
-        from pckernels.plot import PlotError, plot_figures
+        from pckernels.plot import PlotError, plot_figures, supported_formats
+        supported = supported_formats()
     except ImportError as exc:
         raise click.ClickException(str(exc)) from None
     fmts = tuple(f.strip().lower() for f in formats.split(",") if f.strip())
+    bad = [f for f in fmts if f not in supported] if fmts else ["(none)"]
+    if bad:
+        raise click.BadParameter(f"unknown image format {bad[0]!r}; choose from "
+                                 f"{', '.join(supported)}", param_hint="--formats")
     try:
         paths = plot_figures(results, out_dir, cosine_epochs=cosine_epochs, formats=fmts)
     except (PlotError, ImportError) as exc:
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {exc.filename or out_dir}: "
+                                   f"{exc.strerror or exc}") from None
     for p in paths:
         click.echo(p)
