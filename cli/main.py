@@ -69,7 +69,7 @@ def load_split(dataset, data_dir, val_fraction, seed, dtype="float64"):
                                    "validation set; use --val-fraction 0")
     try:
         X_tr, y_tr, X_val, y_val = train_val_split(ds.X_train, ds.y_train, val_fraction,
-                                                   seed)
+                                                   seed, copy=False)
     except DataError as exc:
         raise click.ClickException(f"{ds.name}: {exc}") from None
     ds.X_train, ds.y_train = X_tr, y_tr

@@ -425,7 +425,7 @@ def validate_arrays(X, y, n_classes=None, *, where="data", dtype=np.float64, nam
 
 # ----------------------------------------------------------------------------- splitting
 
-def train_val_split(X, y, val_fraction, seed=0):
+def train_val_split(X, y, val_fraction, seed=0, copy=True):
     """Split off a stratified validation set.
 
     Every class contributes to the validation set in proportion to its size (largest
@@ -441,6 +441,10 @@ def train_val_split(X, y, val_fraction, seed=0):
         Fraction of samples for validation, ``round(val_fraction * n_samples)`` of them
         (at least one if ``val_fraction > 0``).
     seed : int, default 0
+    copy : bool, default True
+        False reuses the memory of ``X`` and ``y`` for the training part (for big
+        datasets: no second copy): their rows are overwritten, compacted in order, and
+        ``X_train`` is a view of the first rows of ``X``. Only the validation part is new.
 
     Returns
     -------
@@ -478,7 +482,18 @@ def train_val_split(X, y, val_fraction, seed=0):
     for c, k in enumerate(per_class):
         members = np.flatnonzero(y_index == c)
         is_val[rng.permutation(members)[:k]] = True
-    return X[~is_val], y[~is_val], X[is_val], y[is_val]
+    if copy or not (X.flags.writeable and y.flags.writeable):
+        return X[~is_val], y[~is_val], X[is_val], y[is_val]
+    X_val, y_val = X[is_val], y[is_val]
+    train_rows = np.flatnonzero(~is_val)
+    # Row i of the training part comes from row train_rows[i] >= i: copying chunks front
+    # to back never overwrites a row a later chunk still has to read.
+    step = max(1, (1 << 22) // max(1, X[0].size))
+    for start in range(0, len(train_rows), step):
+        rows = train_rows[start:start + step]
+        X[start:start + len(rows)] = X[rows]
+        y[start:start + len(rows)] = y[rows]
+    return X[:len(train_rows)], y[:len(train_rows)], X_val, y_val
 
 
 # ----------------------------------------------------------------------------- loading

@@ -241,7 +241,8 @@ def _split(dataset, data_dir, val_fraction, seed, dtype):
     """The training/validation/test arrays of a seed, in the model dtype (cached per worker)."""
     import numpy as np
     ds = load_dataset(dataset, data_dir=data_dir, progress=False, dtype=dtype)
-    X_tr, y_tr, X_val, y_val = train_val_split(ds.X_train, ds.y_train, val_fraction, seed)
+    X_tr, y_tr, X_val, y_val = train_val_split(ds.X_train, ds.y_train, val_fraction, seed,
+                                               copy=False)
     return (np.ascontiguousarray(X_tr), y_tr, np.ascontiguousarray(X_val), y_val,
             ds.X_test, ds.y_test, ds.n_classes, ds.source)
 

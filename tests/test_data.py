@@ -538,3 +538,16 @@ def test_missing_file_is_named_when_download_fails(isolated, monkeypatch):
     monkeypatch.setitem(data.MIRRORS, "mnist", ("http://127.0.0.1:1/",))
     with pytest.raises(DataError, match="file t10k-labels-idx1-ubyte.gz \\(missing from "):
         load_dataset("mnist")
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.1, 0.5])
+def test_train_val_split_in_place_gives_the_same_split(fraction):
+    rng = np.random.default_rng(2)
+    X, y = rng.random((301, 5)), rng.integers(0, 4, 301)
+    expected = train_val_split(X, y, fraction, seed=7)
+    X2, y2 = X.copy(), y.copy()
+    got = train_val_split(X2, y2, fraction, seed=7, copy=False)
+    for a, b in zip(expected, got):
+        np.testing.assert_array_equal(a, b)
+    if fraction:
+        assert np.shares_memory(got[0], X2) and not np.shares_memory(got[2], X2)
