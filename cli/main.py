@@ -274,6 +274,10 @@ def main():
     except MemoryError:
         click.echo("Error: out of memory; use smaller layers, batches or data", err=True)
         code = 1
+    # The command is over: a Ctrl-C while worker threads and processes shut down ends the
+    # process quietly instead of printing "Exception ignored in threading".
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     sys.exit(code if isinstance(code, int) else 0)
 
 
