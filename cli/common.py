@@ -6,6 +6,7 @@ import sys
 import click
 
 from pckernels.kernels import ACTIVATIONS, LOSSES
+from pckernels.memory import MAX_WIDTH, parse_bytes
 from pckernels.model import DTYPES
 from pckernels.pc import INITS, SCHEDULES
 from pckernels.training import ALGORITHMS, OPTIMIZERS
@@ -19,7 +20,14 @@ def parse_hidden(text):
     try:
         if "x" in text:
             width, depth = text.split("x")
-            widths = [int(width)] * int(depth)
+            width, depth = int(width), int(depth)
+            if depth < 1:
+                raise click.BadParameter(f"{text!r}: the depth must be >= 1 (none for no "
+                                         "hidden layer)", param_hint="--hidden")
+            if depth > 10_000:
+                raise click.BadParameter(f"{text!r}: at most 10000 hidden layers",
+                                         param_hint="--hidden")
+            widths = [width] * depth
         else:
             widths = [int(w) for w in text.split(",")]
     except ValueError:
@@ -27,6 +35,9 @@ def parse_hidden(text):
                                  param_hint="--hidden") from None
     if any(w < 1 for w in widths):
         raise click.BadParameter(f"{text!r}: every width must be >= 1", param_hint="--hidden")
+    if any(w > MAX_WIDTH for w in widths):
+        raise click.BadParameter(f"{text!r}: every width must be <= {MAX_WIDTH}",
+                                 param_hint="--hidden")
     return widths
 
 
@@ -50,6 +61,8 @@ def check_writable(path, param_hint):
     of its folder must be a writable directory (missing folders are created on write)."""
     if path is None:
         return
+    if not path.strip():
+        raise click.BadParameter("the path is empty", param_hint=param_hint)
     folder = os.path.dirname(os.path.abspath(path))
     existing = folder
     while not os.path.exists(existing):
@@ -57,6 +70,61 @@ def check_writable(path, param_hint):
     if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
         raise click.BadParameter(f"cannot write to {folder}: {existing} is not a writable "
                                  "directory", param_hint=param_hint)
+
+
+def check_writable_dir(path, param_hint):
+    """Fail before any work if folder ``path`` cannot be created or written."""
+    if not path.strip():
+        raise click.BadParameter("the path is empty", param_hint=param_hint)
+    path = os.path.abspath(path)
+    existing = path
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if existing == path and not os.path.isdir(path):
+        raise click.BadParameter(f"{path} exists and is not a directory", param_hint=param_hint)
+    if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
+        raise click.BadParameter(f"cannot create or write {path}: {existing} is not a "
+                                 "writable directory", param_hint=param_hint)
+
+
+def memory_size(ctx, param, value):
+    """Parse ``--max-memory`` (``8G``, ``512M``, bytes)."""
+    if value is None:
+        return None
+    try:
+        return parse_bytes(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def memory_option(f):
+    """--max-memory."""
+    return click.option("--max-memory", default=None, callback=memory_size, metavar="SIZE",
+                        help="Refuse runs estimated to need more memory than this (512M, "
+                             "8G) [default: $PCK_MAX_MEMORY, bounded by the memory "
+                             "available].")(f)
+
+
+def seed_range():
+    """Seeds NumPy accepts: 0 .. 2**32 - 1."""
+    return click.IntRange(0, 2 ** 32 - 1)
+
+
+def given(ctx, name):
+    """Whether option ``name`` was given on the command line (or from the environment)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source not in (click.core.ParameterSource.DEFAULT,
+                                                 click.core.ParameterSource.DEFAULT_MAP)
+
+
+def warn_unused(ctx, rules):
+    """One ``warning:`` line on stderr per option given that does not apply.
+
+    ``rules`` is a sequence of ``(parameter name, option text, applies, why)``.
+    """
+    for name, option, applies, why in rules:
+        if not applies and given(ctx, name):
+            click.echo(f"warning: {option} does not apply {why}; ignored", err=True)
 
 
 def data_options(f):

@@ -4,17 +4,27 @@ import os
 import sys
 import time
 
-import click
+try:  # Ctrl-C during the (slow) imports: one line, not a traceback from deep in NumPy
+    import click
 
-import pckernels
-from pckernels.config import set_threads
-from pckernels.data import DataError, load_dataset, train_val_split
-from pckernels.io import atomic_write_json, environment
-from pckernels.model import MLP
-from pckernels.training import DivergenceError, History, Optimizer, PCSettings, train
+    import pckernels
+    from pckernels.config import get_threads, set_threads
+    from pckernels.data import DataError, load_dataset, train_val_split
+    from pckernels.io import atomic_write_json, environment
+    from pckernels.memory import (MemoryLimitError, check_memory, describe_sizes,
+                                  training_bytes)
+    from pckernels.model import MLP
+    from pckernels.training import DivergenceError, History, Optimizer, PCSettings, train
 
-from .common import (check_writable, data_options, finite, is_tty, model_options,
-                     optimizer_options, parse_hidden, pc_options)
+    from .common import (check_writable, data_options, finite, is_tty, memory_option,
+                         model_options, optimizer_options, parse_hidden, pc_options,
+                         seed_range, warn_unused)
+except KeyboardInterrupt:
+    sys.stderr.write("Error: interrupted\n")
+    sys.exit(130)
+
+#: Datasets read from IDX files, the only ones --data-dir applies to.
+IDX_DATASETS = ("mnist", "fashion-mnist", "fashionmnist")
 
 
 class LazyGroup(click.Group):
@@ -43,16 +53,34 @@ def cli():
     """Backpropagation and predictive coding on the CPU with hand-written Numba kernels."""
 
 
-def load_split(dataset, data_dir, val_fraction, seed):
-    """Dataset plus a validation split carved from its training set, or a click error."""
+def load_split(dataset, data_dir, val_fraction, seed, dtype="float64"):
+    """Dataset (features in ``dtype``) plus a validation split carved from its training
+    set, or a click error. ``ds.X_train``/``ds.y_train`` become the training part, so the
+    unsplit copy is freed."""
     try:
-        ds = load_dataset(dataset, data_dir=data_dir)
+        ds = load_dataset(dataset, data_dir=data_dir, dtype=dtype)
     except DataError as exc:
         raise click.ClickException(str(exc)) from None
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--dataset") from None
-    X_tr, y_tr, X_val, y_val = train_val_split(ds.X_train, ds.y_train, val_fraction, seed)
+    n = len(ds.y_train)
+    if val_fraction > 0 and n < 2:
+        raise click.ClickException(f"{ds.name}: its {n} training sample cannot also give a "
+                                   "validation set; use --val-fraction 0")
+    try:
+        X_tr, y_tr, X_val, y_val = train_val_split(ds.X_train, ds.y_train, val_fraction,
+                                                   seed, copy=False)
+    except DataError as exc:
+        raise click.ClickException(f"{ds.name}: {exc}") from None
+    ds.X_train, ds.y_train = X_tr, y_tr
     return ds, X_tr, y_tr, X_val, y_val
+
+
+def same_file(a, b):
+    """Whether paths ``a`` and ``b`` name one file (existing or not)."""
+    if os.path.exists(a) and os.path.exists(b):
+        return os.path.samefile(a, b)
+    return os.path.realpath(a) == os.path.realpath(b)
 
 
 def _row(cells, widths):
@@ -69,7 +97,7 @@ def _row(cells, widths):
 @click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1,
               show_default=True, callback=finite,
               help="Share of the training set held out for validation.")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=seed_range(), default=0, show_default=True,
               help="Seed of initialisation, shuffling and the validation split.")
 @click.option("--cosine", is_flag=True,
               help="Log the mean cosine similarity of each update with backprop's gradient "
@@ -80,14 +108,30 @@ def _row(cells, widths):
               help="Save the trained network (.npz).")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar [default: on when stderr is a terminal].")
+@memory_option
 def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, algo, steps,
               step_size, precision_ratio, pc_init, schedule, no_skip, tol, optimizer, lr,
               momentum, weight_decay, batch_size, epochs, val_fraction, seed, cosine,
-              json_path, save, progress):
+              json_path, save, progress, max_memory):
     """Train an MLP with backprop or a predictive-coding variant.
 
     With no options: a 64x2 tanh MLP trained by backprop on scikit-learn's digits.
     """
+    bp = algo == "bp"
+    warn_unused(click.get_current_context(), [
+        ("steps", "--steps", not bp, "to --algo bp"),
+        ("step_size", "--step-size", not bp, "to --algo bp"),
+        ("precision_ratio", "--precision-ratio", algo == "scaled",
+         f"to --algo {algo} (only to scaled)"),
+        ("pc_init", "--init", algo in ("vpc", "scaled"),
+         f"to --algo {algo} (only to vpc and scaled)"),
+        ("schedule", "--schedule", not bp, "to --algo bp"),
+        ("no_skip", "--no-skip", not bp, "to --algo bp"),
+        ("tol", "--tol", not bp, "to --algo bp"),
+        ("momentum", "--momentum", optimizer == "sgd", f"to --optimizer {optimizer}"),
+        ("data_dir", "--data-dir", dataset.strip().lower().replace("_", "-") in IDX_DATASETS,
+         f"to --dataset {dataset} (only to mnist and fashion-mnist)"),
+    ])
     if threads:
         try:
             set_threads(threads)
@@ -96,8 +140,24 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, algo,
     widths = parse_hidden(hidden)
     check_writable(json_path, "--json")
     check_writable(save, "--save")
-    ds, X_tr, y_tr, X_val, y_val = load_split(dataset, data_dir, val_fraction, seed)
+    if json_path and save and same_file(json_path, save):
+        raise click.BadParameter(f"{save} is also the --json file; give two different files",
+                                 param_hint="--save")
+    try:
+        check_memory(0, "training", max_memory)  # an invalid $PCK_MAX_MEMORY fails here
+    except MemoryLimitError as exc:
+        raise click.UsageError(str(exc)) from None
+    ds, X_tr, y_tr, X_val, y_val = load_split(dataset, data_dir, val_fraction, seed, dtype)
     sizes = [ds.n_features] + widths + [ds.n_classes]
+    try:
+        check_memory(training_bytes(sizes, batch_size, dtype=dtype, algo=algo,
+                                    optimizer=optimizer, loss=loss, cosine=cosine,
+                                    n_eval=max(len(y_val), len(ds.y_test)),
+                                    threads=get_threads(), n_train=len(y_tr)),
+                     f"training an MLP {describe_sizes(sizes)} with batches of "
+                     f"{batch_size}", max_memory)
+    except MemoryLimitError as exc:
+        raise click.ClickException(str(exc)) from None
     try:
         net = MLP(sizes, activation=activation, loss=loss, dtype=dtype, seed=seed)
         pc = PCSettings(steps=steps, step_size=step_size, precision_ratio=precision_ratio,
@@ -189,17 +249,20 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, algo,
                           "train_seconds": sum(e.seconds for e in history.epochs),
                           "first_epoch_seconds": history.epochs[0].seconds if final else None},
                "environment": environment()}
-    target = None
-    try:
-        if json_path:
-            target = json_path
-            atomic_write_json(json_path, summary)
-        if save and status == "completed":
-            target = save
+    # The checkpoint first: if it fails, the JSON says so instead of "completed".
+    if save and status == "completed":
+        try:
             os.makedirs(os.path.dirname(os.path.abspath(save)), exist_ok=True)
             net.save(save)
+        except OSError as exc:
+            status, error = "failed", f"cannot write {save}: {exc.strerror or exc}"
+            summary.update(status=status, error=error)
+    try:
+        if json_path:
+            atomic_write_json(json_path, summary)
     except OSError as exc:
-        raise click.ClickException(f"cannot write {target}: {exc.strerror or exc}") from None
+        raise click.ClickException(f"cannot write {json_path}: {exc.strerror or exc}") \
+            from None
     if status != "completed":
         raise click.ClickException(error + (f" (partial results in {json_path})"
                                             if json_path and final else ""))
@@ -209,7 +272,24 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, algo,
 
 
 def main():
-    cli(prog_name="pck")
+    """The ``pck`` entry point: every failure is one line and an exit code (2 usage, 1
+    runtime, 130 interrupted), never a traceback."""
+    try:
+        code = cli.main(prog_name="pck", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("Error: interrupted", err=True)
+        code = 130
+    except MemoryError:
+        click.echo("Error: out of memory; use smaller layers, batches or data", err=True)
+        code = 1
+    # The command is over: a Ctrl-C while worker threads and processes shut down ends the
+    # process quietly instead of printing "Exception ignored in threading".
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

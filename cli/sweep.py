@@ -5,10 +5,12 @@ import time
 
 import click
 
+from pckernels.kernels import ACTIVATIONS, LOSSES
 from pckernels.model import DTYPES
 from pckernels.training import ALGORITHMS
 
-from .common import data_options, echo_err, is_tty, optimizer_options, positive
+from .common import (check_writable_dir, data_options, echo_err, is_tty, memory_option,
+                     optimizer_options, positive, warn_unused)
 
 
 def _number_list(kind, what):
@@ -72,8 +74,9 @@ CSV columns:
               show_default=True, help="Share of the training set held out for validation.")
 @click.option("--width", type=click.IntRange(min=1), default=64, show_default=True,
               help="Units per hidden layer.")
-@click.option("--activation", default="tanh", show_default=True, help="Hidden activation.")
-@click.option("--loss", type=click.Choice(["nll", "mse"]), default="nll", show_default=True)
+@click.option("--activation", type=click.Choice(sorted(ACTIVATIONS)), default="tanh",
+              show_default=True, help="Hidden activation.")
+@click.option("--loss", type=click.Choice(sorted(LOSSES)), default="nll", show_default=True)
 @click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True)
 @optimizer_options
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
@@ -96,19 +99,44 @@ CSV columns:
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar [default: on when stderr is a terminal; otherwise one "
                    "line per finished cell].")
+@memory_option
 def sweep(out_dir, algo, depths, ratios, step_sizes, seeds, no_baseline, dataset, data_dir,
           val_fraction, width, activation, loss, dtype, optimizer, lr, momentum,
           weight_decay, batch_size, epochs, precision_ratio, jobs, threads, scheduler,
-          dask_local, force, progress):
+          dask_local, force, progress, max_memory):
     from pckernels import sweep as S
+    from pckernels.memory import (MemoryLimitError, check_memory, describe_sizes,
+                                  training_bytes)
 
-    from .main import load_split
+    from .main import IDX_DATASETS, load_split
 
+    # Every option is checked before anything is written.
+    warn_unused(click.get_current_context(), [
+        ("ratios", "--ratios", algo != "bp", "to --algo bp"),
+        ("step_sizes", "--step-sizes", algo != "bp", "to --algo bp"),
+        ("precision_ratio", "--precision-ratio", algo == "scaled",
+         f"to --algo {algo} (only to scaled)"),
+        ("momentum", "--momentum", optimizer == "sgd", f"to --optimizer {optimizer}"),
+        ("data_dir", "--data-dir", dataset.strip().lower().replace("_", "-") in IDX_DATASETS,
+         f"to --dataset {dataset} (only to mnist and fashion-mnist)"),
+        ("jobs", "--jobs", not (scheduler or dask_local), "to a Dask run"),
+    ])
     if scheduler and dask_local:
         raise click.UsageError("use either --scheduler or --dask-local, not both")
+    if any(s < 0 or s >= 2 ** 32 for s in seeds):
+        raise click.BadParameter(f"every seed must be in 0..{2 ** 32 - 1}",
+                                 param_hint="--seeds")
+    check_writable_dir(out_dir, "--out")
+    try:
+        check_memory(0, "the sweep", max_memory)  # an invalid $PCK_MAX_MEMORY fails here
+    except MemoryLimitError as exc:
+        raise click.UsageError(str(exc)) from None
     # Validate the data here for a clear message; workers load it again themselves.
-    ds, X_tr, y_tr, X_val, y_val = load_split(dataset, data_dir, val_fraction, seeds[0])
+    ds, X_tr, y_tr, X_val, y_val = load_split(dataset, data_dir, val_fraction, seeds[0],
+                                              dtype)
     data_facts = (ds.name, len(y_tr), len(y_val), len(ds.y_test), ds.source)
+    data_bytes = (X_tr.nbytes + X_val.nbytes + ds.X_test.nbytes) * 2
+    n_features, n_classes = ds.n_features, ds.n_classes
     del ds, X_tr, y_tr, X_val, y_val
     try:
         config = S.SweepConfig(
@@ -122,6 +150,19 @@ def sweep(out_dir, algo, depths, ratios, step_sizes, seeds, no_baseline, dataset
             precision_ratio=precision_ratio)
     except S.SweepError as exc:
         raise click.UsageError(str(exc)) from None
+    # Each of the cells running at once holds its data and its widest network.
+    in_parallel = 1 if (scheduler or dask_local) else min(jobs, len(config.cells()))
+    sizes = [n_features] + [width] * max(config.depths) + [n_classes]
+    try:
+        per_cell = training_bytes(sizes, batch_size, dtype=dtype, algo=algo,
+                                  optimizer=optimizer, loss=loss, cosine=True,
+                                  n_eval=data_facts[2] + data_facts[3],
+                                  n_train=data_facts[1]) + data_bytes
+        check_memory(in_parallel * per_cell,
+                     f"{in_parallel} cell{'s' if in_parallel > 1 else ''} at once, each an "
+                     f"MLP up to {describe_sizes(sizes)},", max_memory)
+    except MemoryLimitError as exc:
+        raise click.ClickException(str(exc)) from None
 
     backend, client, cluster = None, None, None
     if scheduler or dask_local:
@@ -194,6 +235,9 @@ def sweep(out_dir, algo, depths, ratios, step_sizes, seeds, no_baseline, dataset
         raise click.ClickException(str(exc)) from None
     except ImportError as exc:
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        where = exc.filename or out_dir
+        raise click.ClickException(f"cannot write {where}: {exc.strerror or exc}") from None
     except KeyboardInterrupt:
         raise click.ClickException(
             f"interrupted after {state['done']} cells; rerun the same command to resume "
@@ -233,13 +277,21 @@ def plot(results, out_dir, cosine_epochs, formats):
     seeds, with a band from the lowest to the highest seed when there are several.
     """
     try:
-        from pckernels.plot import PlotError, plot_figures
+        from pckernels.plot import PlotError, plot_figures, supported_formats
+        supported = supported_formats()
     except ImportError as exc:
         raise click.ClickException(str(exc)) from None
     fmts = tuple(f.strip().lower() for f in formats.split(",") if f.strip())
+    bad = [f for f in fmts if f not in supported] if fmts else ["(none)"]
+    if bad:
+        raise click.BadParameter(f"unknown image format {bad[0]!r}; choose from "
+                                 f"{', '.join(supported)}", param_hint="--formats")
     try:
         paths = plot_figures(results, out_dir, cosine_epochs=cosine_epochs, formats=fmts)
     except (PlotError, ImportError) as exc:
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {exc.filename or out_dir}: "
+                                   f"{exc.strerror or exc}") from None
     for p in paths:
         click.echo(p)

@@ -1,7 +1,8 @@
 """Datasets: scikit-learn's digits, MNIST and Fashion-MNIST from IDX files, and .npz files.
 
 Everything is validated here, once, and handed on as a :class:`Dataset` of C-contiguous
-float64 features and int64 labels, so the training code never checks its inputs again.
+features in the model's dtype (float64 by default) and int64 labels, so the training code
+never checks its inputs again.
 
 MNIST-style datasets are looked up, in order, in
 
@@ -85,6 +86,10 @@ MD5SUMS = {
 DOWNLOAD_TIMEOUT = 30.0
 
 _CHUNK = 1 << 16
+
+#: Most classes a dataset may have (its labels are 0 .. MAX_CLASSES - 1): a label is a
+#: class number, and each class is an output unit.
+MAX_CLASSES = 100_000
 _N_CLASSES = {"digits": 10, "mnist": 10, "fashion-mnist": 10}
 
 # IDX type codes (third magic byte) and their big-endian NumPy types.
@@ -105,7 +110,8 @@ class Dataset:
     ----------
     name : str
         ``"digits"``, ``"mnist"``, ``"fashion-mnist"`` or the .npz file name.
-    X_train : ndarray of shape (n_train, n_features), float64, C-contiguous
+    X_train : ndarray of shape (n_train, n_features), float64 (or the dtype asked for),
+        C-contiguous
         Training inputs (pixels scaled to [0, 1] for the built-in datasets).
     y_train : ndarray of shape (n_train,), int64
         Training labels in ``0 .. n_classes - 1``.
@@ -140,6 +146,11 @@ class Dataset:
 def read_idx(path):
     """Read an IDX file, raw or gzip-compressed (recognised by its magic bytes).
 
+    The payload is read straight into an array of the header's size: a file is never
+    decompressed beyond what its header declares (a gzip bomb stops at the first byte too
+    many), and a header declaring more than the file can hold is rejected before anything
+    is allocated.
+
     Parameters
     ----------
     path : str or os.PathLike
@@ -153,50 +164,114 @@ def read_idx(path):
     Raises
     ------
     DataError
-        If the file cannot be read, is not IDX (bad magic or type code), or its payload is
-        shorter or longer than the header's dimensions require.
+        If the file cannot be read, is not IDX (bad magic or type code), its payload is
+        shorter or longer than the header's dimensions require, or it would not fit in
+        memory.
     """
     path = Path(path)
     try:
-        with open(path, "rb") as f:
-            compressed = f.read(2) == _GZIP_MAGIC
-        if compressed:
-            with gzip.open(path, "rb") as f:
-                data = f.read()
-        else:
-            data = path.read_bytes()
+        with open(path, "rb") as raw:
+            compressed = raw.read(2) == _GZIP_MAGIC
+            file_size = os.fstat(raw.fileno()).st_size
+            raw.seek(0)
+            f = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
+            dims, dtype, header = _read_idx_header(f, path)
+            expected = _prod(dims) * dtype.itemsize
+            if not compressed and file_size - header != expected:
+                payload = file_size - header
+                kind = "truncated" if payload < expected else "too long"
+                raise DataError(f"{path}: {kind}: payload is {payload} bytes but the "
+                                f"header's dimensions {dims} of "
+                                f"{dtype.newbyteorder('=').name} need {expected}")
+            # deflate expands at most ~1032:1: a longer payload cannot be in this file
+            if compressed and expected > file_size * 1032 + 1024:
+                raise DataError(f"{path}: truncated: the header's dimensions {dims} of "
+                                f"{dtype.newbyteorder('=').name} need {expected} bytes, "
+                                f"more than the file's {file_size} bytes can hold")
+            _check_fits(expected, path)
+            array = np.empty(_prod(dims), dtype=dtype)
+            payload = _read_into(f, memoryview(array).cast("B"))
+            if payload < expected:
+                raise DataError(f"{path}: truncated: payload is {payload} bytes but the "
+                                f"header's dimensions {dims} of "
+                                f"{dtype.newbyteorder('=').name} need {expected}")
+            extra = len(f.read(_CHUNK))
+            if extra:
+                where = (f"payload is {expected + extra} bytes" if extra < _CHUNK else
+                         f"payload is more than {expected + extra} bytes")
+                raise DataError(f"{path}: too long: {where} but the header's dimensions "
+                                f"{dims} of {dtype.newbyteorder('=').name} need {expected}")
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise DataError(f"{path}: corrupt gzip data ({exc})") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    array = array.reshape(dims)
+    if not dtype.isnative:
+        array = array.byteswap(inplace=True).view(dtype.newbyteorder("="))
+    return array
 
-    if len(data) < 4:
-        raise DataError(f"{path}: not an IDX file (only {len(data)} bytes)")
-    if data[0] != 0 or data[1] != 0:
-        raise DataError(f"{path}: not an IDX file (magic number 0x{data[:4].hex()} "
+
+def _prod(dims):
+    """Product of a shape in Python integers (no int64 overflow)."""
+    n = 1
+    for d in dims:
+        n *= int(d)
+    return n
+
+
+def _check_fits(n_bytes, path):
+    from .memory import MemoryLimitError, check_memory
+    try:
+        check_memory(n_bytes, f"reading {path}")
+    except MemoryLimitError as exc:
+        raise DataError(str(exc)) from None
+
+
+def _read_exactly(f, n):
+    """Up to ``n`` bytes (fewer only at the end of the file)."""
+    out = bytearray()
+    while len(out) < n:
+        chunk = f.read(n - len(out))
+        if not chunk:
+            break
+        out += chunk
+    return bytes(out)
+
+
+def _read_into(f, buffer):
+    """Fill ``buffer`` from ``f``; return the number of bytes read."""
+    got, n = 0, len(buffer)
+    while got < n:
+        k = f.readinto(buffer[got:min(n, got + (1 << 24))])
+        if not k:
+            break
+        got += k
+    return got
+
+
+def _read_idx_header(f, path):
+    """Parse the magic number and dimensions; return ``(dims, dtype, header_bytes)``."""
+    magic = _read_exactly(f, 4)
+    if len(magic) < 4:
+        raise DataError(f"{path}: not an IDX file (only {len(magic)} bytes)")
+    if magic[0] != 0 or magic[1] != 0:
+        raise DataError(f"{path}: not an IDX file (magic number 0x{magic.hex()} "
                         "does not start with two zero bytes)")
-    code, ndim = data[2], data[3]
+    code, ndim = magic[2], magic[3]
     if code not in _IDX_DTYPES:
         raise DataError(f"{path}: unknown IDX type code 0x{code:02x} (magic number "
-                        f"0x{data[:4].hex()}; valid codes 08, 09, 0b, 0c, 0d, 0e)")
+                        f"0x{magic.hex()}; valid codes 08, 09, 0b, 0c, 0d, 0e)")
     if ndim == 0:
         raise DataError(f"{path}: IDX header declares 0 dimensions")
     header = 4 + 4 * ndim
-    if len(data) < header:
-        raise DataError(f"{path}: truncated IDX header ({len(data)} bytes, "
+    raw_dims = _read_exactly(f, 4 * ndim)
+    if len(raw_dims) < 4 * ndim:
+        raise DataError(f"{path}: truncated IDX header ({4 + len(raw_dims)} bytes, "
                         f"{ndim} dimensions need {header})")
-    dims = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
-    dtype = np.dtype(_IDX_DTYPES[code])
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
-    payload = len(data) - header
-    if payload != expected:
-        kind = "truncated" if payload < expected else "too long"
-        raise DataError(f"{path}: {kind}: payload is {payload} bytes but the header's "
-                        f"dimensions {dims} of {dtype.newbyteorder('=').name} need {expected}")
-    array = np.frombuffer(data, dtype=dtype, offset=header).reshape(dims)
-    return array.astype(dtype.newbyteorder("="))
+    dims = tuple(int.from_bytes(raw_dims[4 * i:4 * i + 4], "big") for i in range(ndim))
+    return dims, np.dtype(_IDX_DTYPES[code]), header
 
 
 def write_idx(path, array, compress=False):
@@ -237,22 +312,50 @@ def write_idx(path, array, compress=False):
 
 # ----------------------------------------------------------------------------- validation
 
-def _check_features(X, where):
-    """Return ``X`` as C-contiguous float64 after checking shape, dtype and finiteness."""
+def _check_features(X, where, name="X", dtype=np.float64):
+    """Return ``X`` as C-contiguous ``dtype`` after checking shape, type and finiteness.
+
+    A value finite in the file but beyond the range of ``dtype`` (1e39 in float32) is an
+    error naming the array, row and column, as is any NaN or infinity. Converted in chunks
+    of rows, so at most one extra chunk is held besides the result.
+    """
     X = np.asarray(X)
+    dtype = np.dtype(dtype)
     if X.ndim != 2:
-        raise DataError(f"{where}: X must be 2-D (n_samples, n_features), got shape {X.shape}")
+        raise DataError(f"{where}: {name} must be 2-D (n_samples, n_features), got shape "
+                        f"{X.shape}")
     if X.size == 0:
-        raise DataError(f"{where}: X is empty (shape {X.shape})")
+        raise DataError(f"{where}: {name} is empty (shape {X.shape})")
     if X.dtype.kind not in "biuf":
-        raise DataError(f"{where}: X must be numeric, got dtype {X.dtype}")
-    if X.dtype.kind == "f":
-        finite = np.isfinite(X)
-        if not finite.all():
-            row, col = np.argwhere(~finite)[0]
-            raise DataError(f"{where}: X has {X.size - int(finite.sum())} non-finite values "
-                            f"(first at row {row}, column {col}: {X[row, col]})")
-    return np.ascontiguousarray(X, dtype=np.float64)
+        raise DataError(f"{where}: {name} must be numeric, got dtype {X.dtype}")
+    out = X if X.dtype == dtype and X.flags.c_contiguous else None
+    if out is None:
+        from .memory import MemoryLimitError, check_memory
+        try:
+            check_memory(X.size * dtype.itemsize, f"{where}: {name} as {dtype.name}")
+        except MemoryLimitError as exc:
+            raise DataError(str(exc)) from None
+        out = np.empty(X.shape, dtype=dtype)
+    converting = out is not X
+    rows = max(1, (1 << 22) // max(1, X.shape[1]))
+    for start in range(0, len(X), rows):
+        chunk = out[start:start + rows]
+        if converting:
+            with np.errstate(over="ignore", invalid="ignore"):
+                chunk[...] = X[start:start + rows]
+        if chunk.dtype.kind == "f":
+            finite = np.isfinite(chunk)
+            if not finite.all():
+                row, col = np.argwhere(~finite)[0]
+                value = X[start + row, col]
+                if np.isfinite(value):
+                    raise DataError(f"{where}: {name}[{start + row}, {col}] = {value:g} "
+                                    f"overflows {dtype.name} (largest "
+                                    f"{np.finfo(dtype).max:g}); scale the data")
+                bad = X.size - int(np.isfinite(X).sum())
+                raise DataError(f"{where}: {name} has {bad} non-finite values (first at "
+                                f"row {start + row}, column {col}: {value})")
+    return out
 
 
 def _check_labels(y, n_classes, where):
@@ -272,13 +375,16 @@ def _check_labels(y, n_classes, where):
     low, high = y.min(), y.max()
     if low < 0:
         raise DataError(f"{where}: labels must be non-negative, found {low}")
+    if high >= MAX_CLASSES:
+        raise DataError(f"{where}: label {high:.0f} is too large: labels are class numbers "
+                        f"0..n_classes-1, and at most {MAX_CLASSES} classes are supported")
     if n_classes is not None and high >= n_classes:
         raise DataError(f"{where}: label {high} out of range for {n_classes} classes "
                         f"(expected 0..{n_classes - 1})")
     return y.astype(np.int64)
 
 
-def validate_arrays(X, y, n_classes=None, *, where="data"):
+def validate_arrays(X, y, n_classes=None, *, where="data", dtype=np.float64, names=("X", "y")):
     """Check a feature matrix and its labels; return them as float64 and int64.
 
     Parameters
@@ -291,10 +397,14 @@ def validate_arrays(X, y, n_classes=None, *, where="data"):
         If given, every label must be below it.
     where : str, default "data"
         Prefix for error messages, e.g. the file the arrays came from.
+    dtype : {float64, float32}, default float64
+        dtype of the returned X; values beyond its range are an error.
+    names : (str, str), default ("X", "y")
+        Names of the two arrays in error messages.
 
     Returns
     -------
-    X : ndarray of shape (n_samples, n_features), float64, C-contiguous
+    X : ndarray of shape (n_samples, n_features), ``dtype``, C-contiguous
     y : ndarray of shape (n_samples,), int64
 
     Raises
@@ -305,16 +415,17 @@ def validate_arrays(X, y, n_classes=None, *, where="data"):
     """
     if n_classes is not None and (int(n_classes) != n_classes or n_classes < 1):
         raise DataError(f"{where}: n_classes must be a positive integer, got {n_classes}")
-    X = _check_features(X, where)
+    X = _check_features(X, where, names[0], dtype)
     y = _check_labels(y, n_classes, where)
     if len(X) != len(y):
-        raise DataError(f"{where}: X has {len(X)} samples but y has {len(y)} labels")
+        raise DataError(f"{where}: {names[0]} has {len(X)} samples but {names[1]} has "
+                        f"{len(y)} labels")
     return X, y
 
 
 # ----------------------------------------------------------------------------- splitting
 
-def train_val_split(X, y, val_fraction, seed=0):
+def train_val_split(X, y, val_fraction, seed=0, copy=True):
     """Split off a stratified validation set.
 
     Every class contributes to the validation set in proportion to its size (largest
@@ -330,6 +441,10 @@ def train_val_split(X, y, val_fraction, seed=0):
         Fraction of samples for validation, ``round(val_fraction * n_samples)`` of them
         (at least one if ``val_fraction > 0``).
     seed : int, default 0
+    copy : bool, default True
+        False reuses the memory of ``X`` and ``y`` for the training part (for big
+        datasets: no second copy): their rows are overwritten, compacted in order, and
+        ``X_train`` is a view of the first rows of ``X``. Only the validation part is new.
 
     Returns
     -------
@@ -367,12 +482,24 @@ def train_val_split(X, y, val_fraction, seed=0):
     for c, k in enumerate(per_class):
         members = np.flatnonzero(y_index == c)
         is_val[rng.permutation(members)[:k]] = True
-    return X[~is_val], y[~is_val], X[is_val], y[is_val]
+    if copy or not (X.flags.writeable and y.flags.writeable):
+        return X[~is_val], y[~is_val], X[is_val], y[is_val]
+    X_val, y_val = X[is_val], y[is_val]
+    train_rows = np.flatnonzero(~is_val)
+    # Row i of the training part comes from row train_rows[i] >= i: copying chunks front
+    # to back never overwrites a row a later chunk still has to read.
+    step = max(1, (1 << 22) // max(1, X[0].size))
+    for start in range(0, len(train_rows), step):
+        rows = train_rows[start:start + step]
+        X[start:start + len(rows)] = X[rows]
+        y[start:start + len(rows)] = y[rows]
+    return X[:len(train_rows)], y[:len(train_rows)], X_val, y_val
 
 
 # ----------------------------------------------------------------------------- loading
 
-def load_dataset(name_or_path, data_dir=None, download=True, progress=None):
+def load_dataset(name_or_path, data_dir=None, download=True, progress=None,
+                 dtype="float64"):
     """Load a dataset by name, or from an .npz file.
 
     Parameters
@@ -391,35 +518,43 @@ def load_dataset(name_or_path, data_dir=None, download=True, progress=None):
         Download missing IDX files into the user cache.
     progress : bool, optional
         Show a download progress bar; by default only when stderr is a terminal.
+    dtype : {"float64", "float32"}, default "float64"
+        dtype of the features (the model's, so training makes no second copy). Values
+        beyond its range are an error naming the array, row and column.
 
     Returns
     -------
     Dataset
-        ``X_*`` float64 C-contiguous (pixels in [0, 1] for the named datasets: digits has
+        ``X_*`` of ``dtype``, C-contiguous (pixels in [0, 1] for the named datasets: digits has
         64 features, the MNIST-style ones 784), ``y_*`` int64, ``n_classes`` 10 for the
-        named datasets and ``max label + 1`` for .npz files.
+        named datasets and ``max label + 1`` for .npz files (at least 2, at most
+        ``MAX_CLASSES``; the training labels must hold at least 2 classes).
 
     Raises
     ------
     DataError
-        On an unknown name, missing or malformed files, or a failed download.
+        On an unknown name, missing or malformed files, values that overflow ``dtype``,
+        a dataset too small to split, or a failed download.
     """
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise DataError(f"dtype must be float32 or float64, got {dtype}")
     if isinstance(name_or_path, str):
         key = name_or_path.strip().lower().replace("_", "-")
         if key == "fashionmnist":
             key = "fashion-mnist"
         if key == "digits":
-            return _load_digits()
+            return _load_digits(dtype)
         if key in ("mnist", "fashion-mnist"):
-            return _load_idx_dataset(key, data_dir, download, progress)
+            return _load_idx_dataset(key, data_dir, download, progress, dtype)
     path = Path(name_or_path)
     if path.suffix.lower() == ".npz" or path.is_file():
-        return _load_npz(path)
+        return _load_npz(path, dtype)
     raise DataError(f"unknown dataset {str(name_or_path)!r}: expected one of "
                     f"{', '.join(DATASETS)} or the path of an .npz file")
 
 
-def _load_digits():
+def _load_digits(dtype=np.float64):
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -428,11 +563,12 @@ def _load_digits():
     y = digits.target.astype(np.int64)
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=0.25, random_state=0, stratify=y)
-    return Dataset("digits", np.ascontiguousarray(X_train), y_train,
-                   np.ascontiguousarray(X_test), y_test, 10, "sklearn load_digits")
+    return Dataset("digits", np.ascontiguousarray(X_train, dtype=dtype), y_train,
+                   np.ascontiguousarray(X_test, dtype=dtype), y_test, 10,
+                   "sklearn load_digits")
 
 
-def _load_npz(path):
+def _load_npz(path, dtype=np.float64):
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     try:
@@ -453,18 +589,25 @@ def _load_npz(path):
         raise DataError(f"{path}: has only one of X_test and y_test; give both or neither")
 
     where = str(path)
-    X, y = validate_arrays(_flatten(arrays["X"]), arrays["y"], where=f"{where} (X, y)")
+    X, y = validate_arrays(_flatten(arrays.pop("X")), arrays.pop("y"), where=where,
+                           dtype=dtype)
     if "X_test" in arrays:
-        X_test, y_test = validate_arrays(_flatten(arrays["X_test"]), arrays["y_test"],
-                                         where=f"{where} (X_test, y_test)")
+        X_test, y_test = validate_arrays(_flatten(arrays.pop("X_test")), arrays.pop("y_test"),
+                                         where=where, dtype=dtype, names=("X_test", "y_test"))
         if X_test.shape[1] != X.shape[1]:
             raise DataError(f"{where}: X has {X.shape[1]} features but X_test has "
                             f"{X_test.shape[1]}")
     else:
+        if len(y) < 2:
+            raise DataError(f"{where}: only {len(y)} sample and no X_test/y_test; need at "
+                            "least 2 samples (one to train, one to test) or a test set")
         X, y, X_test, y_test = train_val_split(X, y, 0.2, seed=0)
+    classes = np.unique(y)
+    if len(classes) < 2:
+        raise DataError(f"{where}: every training label is {classes[0]}; a classifier "
+                        "needs at least 2 classes")
     n_classes = int(max(y.max(), y_test.max())) + 1
-    return Dataset(path.name, np.ascontiguousarray(X), y, np.ascontiguousarray(X_test),
-                   y_test, n_classes, str(path))
+    return Dataset(path.name, X, y, X_test, y_test, n_classes, str(path))
 
 
 def _flatten(X):
@@ -501,15 +644,25 @@ def _idx_files_in(directory):
     return found
 
 
-def _load_idx_dataset(name, data_dir, download, progress):
+def _load_idx_dataset(name, data_dir, download, progress, dtype=np.float64):
     if data_dir is not None and not Path(data_dir).is_dir():
         raise DataError(f"data directory {data_dir} does not exist")
     searched = _search_dirs(name, data_dir)
     partial = []
+    cache = searched[-1]
     for directory in searched:
         files = _idx_files_in(directory)
         if len(files) == len(IDX_FILES):
-            return _read_idx_dataset(name, directory, files)
+            if directory != cache or not download:
+                return _read_idx_dataset(name, directory, files, dtype)
+            try:
+                return _read_idx_dataset(name, directory, files, dtype)
+            except DataError:
+                # A bad file in our own cache (a truncated download accepted without a
+                # checksum) is deleted and fetched again rather than failing every run.
+                if not _drop_bad_files(files.values()):
+                    raise
+            break
         if files:
             lacking = [stem for stem in IDX_FILES if stem not in files]
             partial.append(f"{directory} lacks {', '.join(lacking)}")
@@ -519,12 +672,27 @@ def _load_idx_dataset(name, data_dir, download, progress):
     if not download:
         raise DataError(f"{name}: IDX files not found; looked in {looked}{note}; put "
                         f"{', '.join(IDX_FILES)} (raw or .gz) in --data-dir or $PCK_DATA_DIR")
-    cache = searched[-1]
     _download_idx(name, cache, progress)
-    return _read_idx_dataset(name, cache, _idx_files_in(cache))
+    return _read_idx_dataset(name, cache, _idx_files_in(cache), dtype)
 
 
-def _read_idx_dataset(name, directory, files):
+def _drop_bad_files(paths):
+    """Delete the files among ``paths`` that are not valid IDX; return how many."""
+    dropped = 0
+    for path in paths:
+        try:
+            read_idx(path)
+        except DataError:
+            try:
+                os.unlink(path)
+                dropped += 1
+            except OSError:
+                pass
+    return dropped
+
+
+def _read_idx_dataset(name, directory, files, dtype=np.float64):
+    dtype = np.dtype(dtype)
     n_classes = _N_CLASSES[name]
     parts = []
     for split in ("train", "t10k"):
@@ -546,8 +714,17 @@ def _read_idx_dataset(name, directory, files):
         if len(images) == 0:
             raise DataError(f"{images_path}: no images")
         y = _check_labels(labels, n_classes, str(labels_path))
-        X = images.reshape(len(images), -1).astype(np.float64)
-        np.divide(X, 255.0, out=X)
+        del labels
+        images = images.reshape(len(images), -1)
+        _check_fits(images.size * np.dtype(dtype).itemsize, images_path)
+        # Converted in chunks straight to the model's dtype: the peak is the uint8 images
+        # plus the result, not a float64 copy and another for the division.
+        X = np.empty(images.shape, dtype=dtype)
+        rows = max(1, (1 << 22) // max(1, images.shape[1]))
+        for start in range(0, len(images), rows):
+            np.divide(images[start:start + rows], dtype.type(255), out=X[start:start + rows],
+                      dtype=dtype)
+        del images
         parts += [X, y]
     if parts[0].shape[1] != parts[2].shape[1]:
         raise DataError(f"{directory}: train images have {parts[0].shape[1]} pixels but "
@@ -590,8 +767,9 @@ def _download_idx(name, directory, progress):
             except _FetchError as exc:
                 errors.append(f"{url}: {exc}")
         else:
-            raise DataError(f"could not download {name}: {'; '.join(errors)}; put the IDX "
-                            "files in --data-dir or $PCK_DATA_DIR")
+            raise DataError(f"could not download {name} file {filename} (missing from "
+                            f"{directory}): {'; '.join(errors)}; put the IDX files in "
+                            "--data-dir or $PCK_DATA_DIR")
 
 
 def _fetch(url, destination, expected_md5, show):

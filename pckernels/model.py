@@ -8,6 +8,7 @@ from .io import atomic_write
 from .kernels.activations import ACTIVATIONS, IDENTITY
 from .kernels.losses import LOSSES, _log_softmax
 from .kernels.network import _forward_net, _layer
+from .memory import MAX_WIDTH, check_memory
 
 DTYPES = ("float32", "float64")
 
@@ -23,6 +24,53 @@ class _ParamList(list):
         except ValueError:
             raise ValueError(f"expected shape {view.shape}, got {value.shape}") from None
         view[...] = value
+
+
+def check_sizes(sizes):
+    """``sizes`` as a list of Python ints: at least two, integral, in ``1 .. MAX_WIDTH``."""
+    try:
+        values = list(sizes)
+    except TypeError:
+        raise ValueError(f"sizes must be a sequence of layer widths, got {sizes!r}") from None
+    out = []
+    for s in values:
+        if isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer, float,
+                                                                 np.floating)):
+            raise ValueError(f"layer widths must be integers, got {s!r} in {values}")
+        if s != s or s in (float("inf"), float("-inf")) or int(s) != s:
+            raise ValueError(f"layer widths must be integers, got {s!r} in {values}")
+        out.append(int(s))
+    if len(out) < 2:
+        raise ValueError("sizes needs at least an input and an output width")
+    if min(out) < 1:
+        raise ValueError(f"every layer width must be >= 1, got {out}")
+    if max(out) > MAX_WIDTH:
+        raise ValueError(f"layer width {max(out)} is larger than the maximum {MAX_WIDTH}")
+    return out
+
+
+def check_dtype(dtype):
+    """``dtype`` as a NumPy dtype if it is float32 or float64, else a ValueError."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or str(dt) not in DTYPES:
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+    return dt
+
+
+def _npz_member_header(archive, key):
+    """Shape and dtype of array ``key`` of an open .npz, read from its header only."""
+    with archive.zip.open(f"{key}.npy") as member:
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+        else:
+            raise ValueError(f"unsupported .npy version {version} of {key!r}")
+    return tuple(shape), np.dtype(dtype)
 
 
 def _check_name(kind, name, registry):
@@ -57,15 +105,12 @@ class MLP:
     """
 
     def __init__(self, sizes, activation="tanh", loss="nll", dtype="float32", seed=0):
-        sizes = [int(s) for s in sizes]
-        if len(sizes) < 2:
-            raise ValueError("sizes needs at least an input and an output width")
-        if min(sizes) < 1:
-            raise ValueError(f"every layer width must be >= 1, got {sizes}")
+        sizes = check_sizes(sizes)
         self.activation_code = _check_name("activation", activation, ACTIVATIONS)
         self.loss_code = _check_name("loss", loss, LOSSES)
-        if str(np.dtype(dtype)) not in DTYPES:
-            raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+        dtype = check_dtype(dtype)
+        n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+        check_memory(n_params * dtype.itemsize, f"an MLP {'-'.join(map(str, sizes))}")
         self.sizes = np.array(sizes, dtype=np.int64)
         self.activation = activation
         self.loss = loss
@@ -148,9 +193,19 @@ class MLP:
             raise ValueError(f"X must have shape (batch, {self.sizes[0]}), got {X.shape}")
         if X.shape[0] < 1:
             raise ValueError("X is empty")
-        X = np.ascontiguousarray(X, dtype=self.dtype)
-        if not np.isfinite(X).all():
-            raise ValueError("X contains NaN or infinite values")
+        if X.dtype.kind not in "biuf":
+            raise ValueError(f"X must be real numbers, got dtype {X.dtype}")
+        original = X
+        with np.errstate(over="ignore", invalid="ignore"):
+            X = np.ascontiguousarray(X, dtype=self.dtype)
+        finite = np.isfinite(X)
+        if not finite.all():
+            row, col = np.argwhere(~finite)[0]
+            value = original[row, col]
+            if np.isfinite(value):
+                raise ValueError(f"X[{row}, {col}] = {value:g} overflows {self.dtype.name}")
+            raise ValueError(f"X contains NaN or infinite values (first at row {row}, "
+                             f"column {col})")
         return X
 
     def check_targets(self, y, batch):
@@ -229,33 +284,65 @@ class MLP:
     def load(cls, path):
         """Read a network written by :meth:`save`.
 
-        Raises ``ValueError`` (naming the file) for anything that is not a readable
-        pckernels checkpoint: a missing, truncated or corrupt file, another .npz or .npy.
+        Everything is checked before anything large is allocated: the architecture
+        (widths, activation, loss, dtype), the parameter count it implies against the
+        stored array's header, the memory that needs, and the finiteness of the values.
+
+        Raises ``ValueError`` (naming the file) for anything that is not a readable, valid
+        pckernels checkpoint: a missing, truncated or corrupt file, another .npz or .npy,
+        an inconsistent architecture, or non-finite parameters.
         """
         try:
             f = np.load(os.fspath(path), allow_pickle=False)
             if not isinstance(f, np.lib.npyio.NpzFile):
                 raise ValueError("a single .npy array, not an .npz archive")
             with f:
-                if "format" not in f or str(f["format"]) != "pckernels-mlp-1":
+                for key in ("format", "sizes", "activation", "loss", "dtype", "seed",
+                            "params"):
+                    if key not in f:
+                        raise ValueError(f"no {key!r} array" if key != "format"
+                                         else "not a pckernels checkpoint")
+                if str(f["format"]) != "pckernels-mlp-1":
                     raise ValueError("not a pckernels checkpoint")
                 sizes = f["sizes"]
-                if sizes.ndim != 1 or sizes.dtype.kind not in "iu":
+                if sizes.ndim != 1 or sizes.dtype.kind not in "iu" or sizes.size > 10_000:
                     raise ValueError(f"sizes must be a 1-D integer array, got {sizes!r}")
+                seed = f["seed"]
+                if seed.shape != () or seed.dtype.kind not in "iu":
+                    raise ValueError(f"seed must be an integer, got {seed!r}")
                 arch = dict(activation=str(f["activation"]), loss=str(f["loss"]),
-                            dtype=str(f["dtype"]), seed=int(f["seed"]))
+                            dtype=str(f["dtype"]), seed=int(seed))
+                sizes = check_sizes(sizes.tolist())
+                dtype = check_dtype(arch["dtype"])
+                _check_name("activation", arch["activation"], ACTIVATIONS)
+                _check_name("loss", arch["loss"], LOSSES)
+                n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+                shape, stored = _npz_member_header(f, "params")
+                if shape != (n_params,):
+                    raise ValueError(f"the architecture {'-'.join(map(str, sizes))} has "
+                                     f"{n_params} parameters but the file stores an array "
+                                     f"of shape {shape}")
+                if stored.kind != "f":
+                    raise ValueError(f"params must be floating point, got {stored}")
+                check_memory(n_params * (dtype.itemsize + stored.itemsize),
+                             f"the network {'-'.join(map(str, sizes))}")
                 params = f["params"]
         except Exception as exc:  # np.load reports bad files with many exception types
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             reason = reason.splitlines()[0] if reason else type(exc).__name__
             raise ValueError(f"{path}: cannot read checkpoint ({reason})") from None
+        if not np.isfinite(params).all():
+            bad = int(params.size - np.isfinite(params).sum())
+            raise ValueError(f"{path}: invalid checkpoint ({bad} of {params.size} "
+                             "parameters are NaN or infinite)")
         try:
             net = cls(sizes, **arch)
         except ValueError as exc:
             raise ValueError(f"{path}: invalid checkpoint ({exc})") from None
-        if params.shape != net.params.shape:
-            raise ValueError(f"{path}: parameter count does not match the architecture")
-        net.params[...] = params
+        with np.errstate(over="ignore"):
+            net.params[...] = params
+        if not np.isfinite(net.params).all():
+            raise ValueError(f"{path}: invalid checkpoint (parameters overflow {net.dtype})")
         return net
 
     def __repr__(self):

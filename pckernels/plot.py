@@ -6,6 +6,7 @@ depth is a dashed line. Several seeds are averaged, with a band from the lowest 
 highest seed. matplotlib (the ``plot`` extra) is imported only when drawing.
 """
 import csv
+import io
 import json
 import math
 from collections import defaultdict
@@ -31,23 +32,49 @@ def _float(text):
 
 
 def load_results(path):
-    """Rows of a sweep CSV as dicts with numbers parsed (empty fields become NaN)."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    """Rows of a sweep CSV as dicts with numbers parsed (empty fields become NaN).
+
+    Raises :class:`PlotError` naming the file (and the line) for anything that is not a
+    complete sweep table: an unreadable or binary file, missing columns, no rows, a row
+    with missing or extra fields (a file cut short) or a field that is not a number.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError:
+        raise PlotError(f"{path}: not a text CSV file (not UTF-8)") from None
+    except OSError as exc:
+        raise PlotError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if "\0" in text:
+        raise PlotError(f"{path}: not a text CSV file (binary data)")
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        rows = list(reader)
+    except csv.Error as exc:
+        raise PlotError(f"{path}: not a valid CSV file ({exc})") from None
     need = {"algo", "depth", "ratio", "step_size", "seed", "epoch", "cosine", "val_accuracy",
             "test_accuracy"}
     if not rows:
         raise PlotError(f"{path}: no rows")
-    missing = need - set(rows[0])
+    missing = need - set(reader.fieldnames or ())
     if missing:
         raise PlotError(f"{path}: not a sweep results file (missing {', '.join(sorted(missing))})")
+    if not text.endswith("\n"):
+        raise PlotError(f"{path}: the last line is not complete (file cut short?)")
     out = []
-    for r in rows:
-        out.append({"algo": r["algo"], "depth": int(r["depth"]), "ratio": _float(r["ratio"]),
-                    "step_size": _float(r["step_size"]), "seed": int(r["seed"]),
-                    "epoch": int(r["epoch"]), "cosine": _float(r["cosine"]),
-                    "val_accuracy": _float(r["val_accuracy"]),
-                    "test_accuracy": _float(r["test_accuracy"])})
+    for line, r in enumerate(rows, start=2):
+        if None in r or any(v is None for v in r.values()):
+            raise PlotError(f"{path}: line {line} has {'too many' if None in r else 'too few'} "
+                            "fields (file cut short or corrupt?)")
+        try:
+            out.append({"algo": r["algo"], "depth": int(r["depth"]),
+                        "ratio": _float(r["ratio"]), "step_size": _float(r["step_size"]),
+                        "seed": int(r["seed"]), "epoch": int(r["epoch"]),
+                        "cosine": _float(r["cosine"]),
+                        "val_accuracy": _float(r["val_accuracy"]),
+                        "test_accuracy": _float(r["test_accuracy"])})
+        except ValueError as exc:
+            raise PlotError(f"{path}: line {line}: {exc}") from None
     return out
 
 
@@ -97,6 +124,13 @@ def _pyplot():
     return plt
 
 
+def supported_formats():
+    """Image formats matplotlib can write here (``png``, ``svg``, ``pdf``, ...)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+    _pyplot()
+    return sorted(FigureCanvasBase.get_supported_filetypes())
+
+
 def _dataset_name(csv_path):
     meta = Path(csv_path).with_name("results.json")
     try:
@@ -120,6 +154,12 @@ def plot_figures(csv_path, out_dir, cosine_epochs="mean", formats=("png", "svg")
         Image formats matplotlib writes (``png``, ``svg``, ``pdf``, ...).
     """
     plt = _pyplot()
+    formats = tuple(formats)
+    supported = supported_formats()
+    bad = [f for f in formats if f not in supported]
+    if not formats or bad:
+        raise PlotError(f"unknown image format {bad[0]!r}; choose from "
+                        f"{', '.join(sorted(supported))}" if bad else "no image format given")
     rows = load_results(csv_path)
     algos = sorted({r["algo"] for r in rows} - {"bp"}) or ["bp"]
     if len(algos) > 1:
@@ -139,7 +179,10 @@ def plot_figures(csv_path, out_dir, cosine_epochs="mean", formats=("png", "svg")
         "fig5_test_acc": f"Final test accuracy with {name}",
     }
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PlotError(f"cannot create {out}: {exc.strerror or exc}") from None
     colors = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, max(1, len(steps))))
     markers = "osD^v<>ph*"
     paths = []

@@ -29,6 +29,7 @@ import io
 import json
 import math
 import os
+import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
 from decimal import ROUND_HALF_UP, Decimal
@@ -38,6 +39,7 @@ from pathlib import Path
 from .config import get_threads, set_threads
 from .data import load_dataset, train_val_split
 from .io import atomic_write_json, atomic_write_text, environment
+from .kernels import ACTIVATIONS, LOSSES
 from .model import DTYPES, MLP
 from .pc import SCHEDULES, PCRunner
 from .training import ALGORITHMS, OPTIMIZERS, DivergenceError, History, PCSettings, train
@@ -152,10 +154,17 @@ class SweepConfig:
         norm("depths", self.depths, int, lambda v: v >= 1, "an integer >= 1")
         norm("ratios", self.ratios, float, lambda v: finite(v) and v > 0, "> 0")
         norm("step_sizes", self.step_sizes, float, lambda v: finite(v) and v > 0, "> 0")
-        norm("seeds", self.seeds, int, lambda v: True, "an integer")
+        norm("seeds", self.seeds, int, lambda v: 0 <= v < 2 ** 32,
+             "an integer in 0 .. 2**32 - 1")
         if self.algo not in ALGORITHMS:
             raise SweepError(f"unknown algorithm {self.algo!r}; choose from "
                              f"{', '.join(ALGORITHMS)}")
+        if self.activation not in ACTIVATIONS:
+            raise SweepError(f"unknown activation {self.activation!r}; choose from "
+                             f"{', '.join(sorted(ACTIVATIONS))}")
+        if self.loss not in LOSSES:
+            raise SweepError(f"unknown loss {self.loss!r}; choose from "
+                             f"{', '.join(sorted(LOSSES))}")
         if self.dtype not in DTYPES:
             raise SweepError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if self.optimizer not in OPTIMIZERS:
@@ -231,11 +240,11 @@ class SweepConfig:
 def _split(dataset, data_dir, val_fraction, seed, dtype):
     """The training/validation/test arrays of a seed, in the model dtype (cached per worker)."""
     import numpy as np
-    ds = load_dataset(dataset, data_dir=data_dir, progress=False)
-    X_tr, y_tr, X_val, y_val = train_val_split(ds.X_train, ds.y_train, val_fraction, seed)
-    cast = lambda X: np.ascontiguousarray(X, dtype=dtype)  # noqa: E731
-    return (cast(X_tr), y_tr, cast(X_val), y_val, cast(ds.X_test), ds.y_test,
-            ds.n_classes, ds.source)
+    ds = load_dataset(dataset, data_dir=data_dir, progress=False, dtype=dtype)
+    X_tr, y_tr, X_val, y_val = train_val_split(ds.X_train, ds.y_train, val_fraction, seed,
+                                               copy=False)
+    return (np.ascontiguousarray(X_tr), y_tr, np.ascontiguousarray(X_val), y_val,
+            ds.X_test, ds.y_test, ds.n_classes, ds.source)
 
 
 def run_cell(cell, config, threads=None):
@@ -329,8 +338,9 @@ def prepare(out_dir, config, force=False):
                 changed = sorted(k for k in new if old is None or old.get(k) != new.get(k))
                 raise SweepError(
                     f"{out} holds a sweep with a different configuration (changed: "
-                    f"{', '.join(changed) or 'unreadable'}); use another folder, or force to "
-                    "reuse it (keeps only the finished cells the new grid shares)")
+                    f"{', '.join(changed) or 'unreadable'}); use another folder, or reuse "
+                    "it with --force (force=True), which keeps only the finished cells the "
+                    "new grid shares")
             keep = {c.name for c in config.cells()}
             for path in (out / "cells").glob("*.json"):
                 rec = _read_json(path)
@@ -477,11 +487,57 @@ def run_sweep(config, out_dir, *, jobs=1, threads=None, backend=None, force=Fals
     Raises
     ------
     SweepError
-        When ``out_dir`` holds another sweep and not ``force``.
+        When ``out_dir`` holds another sweep and not ``force``, or another sweep is
+        running in it (see :class:`folder_lock`).
+    OSError
+        When ``out_dir`` cannot be created or written.
     ImportError
         When joblib (or, for ``"dask"``, distributed) is missing.
     """
     out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out):
+        return _run_locked(out, config, jobs, threads, backend, force, on_start, on_result)
+
+
+class folder_lock:
+    """Hold ``DIR/.lock`` (``flock``) for a run: a second sweep into the same folder stops
+    with a :class:`SweepError` instead of mixing or overwriting the first one's results.
+    The kernel drops the lock when the process ends, however it ends."""
+
+    def __init__(self, out_dir):
+        self.path = Path(out_dir) / ".lock"
+        self.fd = None
+
+    def __enter__(self):
+        import fcntl
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = os.read(fd, 64).decode(errors="replace").strip()
+            except OSError:
+                holder = ""
+            os.close(fd)
+            raise SweepError(f"{self.path.parent} is in use by another sweep"
+                             + (f" (pid {holder})" if holder.isdigit() else "")
+                             + "; wait for it to finish or use another folder") from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc_info):
+        os.close(self.fd)  # closing releases the flock
+        self.fd = None
+        return False
+
+
+def _run_locked(out, config, jobs, threads, backend, force, on_start, on_result):
     prepare(out, config, force)
     result = SweepRun(out)
     result.records = finished_cells(out, config)
@@ -523,6 +579,34 @@ def run_sweep(config, out_dir, *, jobs=1, threads=None, backend=None, force=Fals
     return result
 
 
+def watch_parent(parent_pid, interval=0.5):
+    """In a worker process: exit as soon as process ``parent_pid`` is no longer the parent.
+
+    On Linux the kernel also sends SIGKILL on the parent's death (``PR_SET_PDEATHSIG``);
+    a daemon thread polling ``os.getppid()`` covers the other systems and the window
+    before the signal was armed.
+    """
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    try:
+        import ctypes
+        import signal
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+    def poll():
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=poll, name="pck-watch-parent", daemon=True).start()
+
+
 def _execute(todo, config, jobs, threads, backend):
     """Yield cell records as they finish, in any order."""
     if not todo:
@@ -541,6 +625,11 @@ def _execute(todo, config, jobs, threads, backend):
         context, n_jobs = joblib.parallel_backend("dask"), -1
     else:
         context, n_jobs = joblib.parallel_backend(backend or "loky"), jobs
+    if backend in (None, "loky"):
+        # Workers exit when this process dies (kill -9 included) instead of running on
+        # and holding its terminal for minutes.
+        context = joblib.parallel_backend("loky", initializer=watch_parent,
+                                          initargs=(os.getpid(),))
     with context:
         # One cell per task, dispatched as workers free up: an interruption loses only the
         # cells in flight.

@@ -328,7 +328,8 @@ def test_every_mirror_failing_gives_one_clear_error(isolated, mirror, monkeypatc
     with pytest.raises(DataError) as info:
         load_dataset("mnist")
     text = str(info.value)
-    assert text.startswith("could not download mnist: ")
+    assert text.startswith("could not download mnist file train-images-idx3-ubyte.gz "
+                           "(missing from ")
     assert "HTTP 404" in text and "127.0.0.1:1/" in text
     assert text.endswith("put the IDX files in --data-dir or $PCK_DATA_DIR")
     assert _cache_listing(isolated) == []
@@ -510,3 +511,43 @@ def test_train_val_split_rejects_bad_fraction(fraction):
 def test_train_val_split_rejects_mismatched_lengths():
     with pytest.raises(DataError, match="one label per sample"):
         train_val_split(np.zeros((4, 1)), np.zeros(3), 0.5)
+
+
+def test_bad_cached_file_is_downloaded_again(isolated, mirror, monkeypatch):
+    # With checksums off a truncated download could be cached; the next run re-validates
+    # the cache, deletes the bad file and fetches it again instead of failing forever.
+    server, arrays, _ = mirror
+    monkeypatch.setenv("PCK_DATASET_NO_CHECKSUM", "1")
+    make_idx_dataset(isolated["cache"] / "mnist", n_train=20, n_test=10, seed=3)
+    bad = isolated["cache"] / "mnist" / "t10k-labels-idx1-ubyte.gz"
+    bad.write_bytes(bad.read_bytes()[:-12])
+    assert_dataset_matches(load_dataset("mnist"), arrays)
+    assert [p for p in server.requests if "good" in p] == ["/good/t10k-labels-idx1-ubyte.gz"]
+    # A bad file outside the cache is the user's: reported, never deleted.
+    own = isolated["tmp"] / "own"
+    make_idx_dataset(own, n_train=20, n_test=10, seed=3)
+    (own / "train-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b broken")
+    with pytest.raises(DataError, match="train-labels-idx1-ubyte.gz"):
+        load_dataset("mnist", data_dir=own)
+    assert (own / "train-labels-idx1-ubyte.gz").exists()
+
+
+def test_missing_file_is_named_when_download_fails(isolated, monkeypatch):
+    make_idx_dataset(isolated["cache"] / "mnist", n_train=20, n_test=10, seed=3)
+    (isolated["cache"] / "mnist" / "t10k-labels-idx1-ubyte.gz").unlink()
+    monkeypatch.setitem(data.MIRRORS, "mnist", ("http://127.0.0.1:1/",))
+    with pytest.raises(DataError, match="file t10k-labels-idx1-ubyte.gz \\(missing from "):
+        load_dataset("mnist")
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.1, 0.5])
+def test_train_val_split_in_place_gives_the_same_split(fraction):
+    rng = np.random.default_rng(2)
+    X, y = rng.random((301, 5)), rng.integers(0, 4, 301)
+    expected = train_val_split(X, y, fraction, seed=7)
+    X2, y2 = X.copy(), y.copy()
+    got = train_val_split(X2, y2, fraction, seed=7, copy=False)
+    for a, b in zip(expected, got):
+        np.testing.assert_array_equal(a, b)
+    if fraction:
+        assert np.shares_memory(got[0], X2) and not np.shares_memory(got[2], X2)

@@ -250,3 +250,13 @@ def test_missing_joblib_is_one_clear_line(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "joblib", None)
     result = run_cli("--out", str(tmp_path / "x"), *TINY, "--jobs", "2")
     assert result.exit_code == 1 and "--jobs needs joblib" in result.output
+
+
+def test_a_running_sweep_holds_its_folder(tmp_path):
+    config = S.SweepConfig(depths=(1,), ratios=(1.0,), step_sizes=(0.5,), epochs=1, width=4)
+    with S.folder_lock(tmp_path):
+        with pytest.raises(S.SweepError, match=f"in use by another sweep \\(pid {os.getpid()}"):
+            S.run_sweep(config, tmp_path)
+    assert not (tmp_path / "results.json").exists()
+    # released: the next run takes it
+    assert S.run_sweep(config, tmp_path).status == "completed"
