@@ -131,7 +131,7 @@ def training_bytes(sizes, batch_size, *, dtype="float32", algo="bp", optimizer="
     """Bytes a training run allocates beyond its data, from the shapes alone.
 
     Counted in exact integers (no overflow for any width): the parameters and the buffers
-    of their layout (gradient, two backups, optimizer state, backprop's gradient for the
+    of their layout (gradient, three backups, optimizer state, backprop's gradient for the
     cosine, PC's per-chunk partial gradients), the activation workspaces of a batch and of
     an evaluation chunk, PC's eight activation-sized buffers, and the batch gathers.
 
@@ -163,9 +163,9 @@ def training_bytes(sizes, batch_size, *, dtype="float32", algo="bp", optimizer="
     n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
     activations = sum(sizes[1:])
     batch = int(batch_size)
-    # params, gradient, two backups, momentum (+ Adam's second moment), the CLI's trial
-    # optimizer
-    param_buffers = 5 + (1 if optimizer == "adam" else 0) + 1
+    # params, gradient, two per-batch backups and the per-epoch one, momentum (+ Adam's
+    # second moment), the CLI's trial optimizer
+    param_buffers = 6 + (1 if optimizer == "adam" else 0) + 1
     if cosine and algo != "bp":
         param_buffers += 1
     if algo != "bp":

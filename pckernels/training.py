@@ -229,6 +229,8 @@ def _check_eval_set(net, X, y, name):
         return None, None
     if X is None or y is None:
         raise ValueError(f"X_{name} and y_{name} must be given together")
+    if len(X) == 0 and len(y) == 0:
+        return X, np.asarray(y)  # an empty set: its accuracy is NaN
     X = net.check_input(X)
     net.check_targets(y, X.shape[0])
     return X, np.asarray(y)

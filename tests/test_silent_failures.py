@@ -182,3 +182,9 @@ def test_eval_sets_are_checked_before_training(digits):
 def test_zero_precision_ratio_is_a_value_error():
     with pytest.raises(ValueError, match="precision_ratio"):
         PCSettings(precision_ratio=0).resolved("scaled", 2)
+
+
+def test_empty_validation_set_is_allowed(digits):
+    X, y = _digits_small(digits, 100)
+    h = train(MLP([64, 8, 10], seed=0), X, y, X_val=X[:0], y_val=y[:0], epochs=1)
+    assert np.isnan(h.final.val_accuracy)
