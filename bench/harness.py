@@ -485,22 +485,26 @@ def gemm_shapes(sizes, batch, which="backprop"):
 
 
 def gemm_runner(shapes, dtype="float32", seed=0):
-    """A no-argument callable doing numpy.dot on the list of GEMMs (with ``out``).
+    """A no-argument callable doing the list of GEMMs (``out = A @ B``, no allocation).
 
-    This is the GEMM-bound limit of a step at the current BLAS thread count: a kernel that
-    only did these products, at BLAS speed, with nothing else. Time it interleaved with
-    the step it bounds (:func:`time_interleaved`).
+    This is the GEMM-bound limit of a step: a kernel that only did these products, at BLAS
+    speed, with nothing else. The products run through the same BLAS, with the same single
+    thread, as pckernels' kernels (SciPy's, called from compiled code), not NumPy's
+    multi-threaded one, whose idle threads would also spin and take a core from whatever
+    is timed next. Time it interleaved with the step it bounds (:func:`time_interleaved`).
     """
+    from numba.typed import List
+
+    from .probes import gemm_chain
     rng = np.random.default_rng(seed)
-    ops = []
+    As, Bs, outs = List(), List(), List()
     for m, k, n in shapes:
-        A = np.ascontiguousarray(rng.standard_normal((m, k)).astype(dtype))
-        Bm = np.ascontiguousarray(rng.standard_normal((k, n)).astype(dtype))
-        ops.append((A, Bm, np.empty((m, n), dtype=dtype)))
+        As.append(np.ascontiguousarray(rng.standard_normal((m, k)).astype(dtype)))
+        Bs.append(np.ascontiguousarray(rng.standard_normal((k, n)).astype(dtype)))
+        outs.append(np.empty((m, n), dtype=dtype))
 
     def run():
-        for A, Bm, out in ops:
-            np.dot(A, Bm, out)
+        gemm_chain(As, Bs, outs)
     return run
 
 

@@ -163,7 +163,7 @@ def bench(depths, width, inputs, outputs, batch, dtype, threads, schedule, steps
     "sizes", "timings" (op -> {"median_us", "q1_us", "q3_us", "min_us", "max_us",
     "first_call_s", "repeats", "number", "samples_per_s", "gflops", "cpu_over_wall"}; ops
     forward, bp, the PC algos, fpa-full, fpa_step, input_vjps), "gemm_limit_us"
-    (numpy.dot on the same GEMMs), "bp_over_gemm_limit", "bp_gemm_fraction",
+    (the same GEMMs alone, through the kernels' single-threaded BLAS), "bp_over_gemm_limit", "bp_gemm_fraction",
     "fpa_step_us", "input_vjps_us", "fpa_step_over_input_vjps", "schedules"
     ({serial,layers,batch}_us, layers_speedup, batch_speedup, threads,
     {layers,batch}_speedup_interval), "baselines" (name -> op -> timing, or {"skipped"}),
@@ -237,7 +237,7 @@ def format_depth(res, cfg):
                     format_interval(ivs.get(n, {}).get(op), ".3f")]
         rows.append(row)
     lines = [format_noise(res["noise"]), _table(header, rows)]
-    lines.append(f"GEMM-bound limit of a bp step (numpy.dot, same shapes): "
+    lines.append(f"GEMM-bound limit of a bp step (its GEMMs alone, same BLAS): "
                  f"{res['gemm_limit_us']:.1f} us; bp = "
                  f"{format_interval(ivs['bp_over_gemm_limit'])}x the "
                  f"limit ({100 * res['bp_gemm_fraction']:.0f}% of BLAS GEMM throughput)")
