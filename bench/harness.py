@@ -103,20 +103,21 @@ class Timing:
         return d
 
 
-def _cpu_over_wall(t):
+def _per_wall(t, samples):
+    """Per-sample ``samples / wall time`` (empty when the samples were not recorded)."""
     wall = np.asarray(t.samples_s, dtype=np.float64)
-    cpu = np.asarray(t.cpu_samples_s, dtype=np.float64)
-    if cpu.size != wall.size or wall.size == 0:
+    other = np.asarray(samples, dtype=np.float64)
+    if other.size != wall.size or wall.size == 0:
         return np.zeros(0)
-    return cpu / np.maximum(wall, 1e-12)
+    return other / np.maximum(wall, 1e-12)
+
+
+def _cpu_over_wall(t):
+    return _per_wall(t, t.cpu_samples_s)
 
 
 def _wait_over_wall(t):
-    wall = np.asarray(t.samples_s, dtype=np.float64)
-    wait = np.asarray(t.wait_samples_s, dtype=np.float64)
-    if wait.size != wall.size or wall.size == 0:
-        return np.zeros(0)
-    return wait / np.maximum(wall, 1e-12)
+    return _per_wall(t, t.wait_samples_s)
 
 
 def _timing(samples, cpu_samples, first, number, wait_samples=()):
