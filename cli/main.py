@@ -35,6 +35,7 @@ class LazyGroup(click.Group):
         "complexity": ("pckernels_cli.bench", "complexity"),
         "sweep": ("pckernels_cli.sweep", "sweep"),
         "plot": ("pckernels_cli.sweep", "plot"),
+        "theory": ("pckernels_cli.theory", "theory"),
     }
 
     def list_commands(self, ctx):
