@@ -18,7 +18,7 @@ try:  # Ctrl-C during the (slow) imports: one line, not a traceback from deep in
 
     from .common import (check_writable, data_options, finite, is_tty, memory_option,
                          model_options, optimizer_options, parse_hidden, pc_options,
-                         seed_range, warn_unused)
+                         seed_range, split_init, warn_unused)
 except KeyboardInterrupt:
     sys.stderr.write("Error: interrupted\n")
     sys.exit(130)
@@ -109,8 +109,8 @@ def _row(cells, widths):
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar [default: on when stderr is a terminal].")
 @memory_option
-def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, algo, steps,
-              step_size, precision_ratio, pc_init, schedule, no_skip, tol, optimizer, lr,
+def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init, param, algo,
+              steps, step_size, precision_ratio, pc_init, schedule, no_skip, tol, optimizer, lr,
               momentum, weight_decay, batch_size, epochs, val_fraction, seed, cosine,
               json_path, save, progress, max_memory):
     """Train an MLP with backprop or a predictive-coding variant.
@@ -118,13 +118,16 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, algo,
     With no options: a 64x2 tanh MLP trained by backprop on scikit-learn's digits.
     """
     bp = algo == "bp"
-    warn_unused(click.get_current_context(), [
+    ctx = click.get_current_context()
+    init, pc_init, latent_given = split_init(ctx, init, pc_init)
+    if latent_given and algo not in ("vpc", "scaled"):
+        click.echo(f"warning: --latent-init does not apply to --algo {algo} (only to vpc and "
+                   "scaled); ignored", err=True)
+    warn_unused(ctx, [
         ("steps", "--steps", not bp, "to --algo bp"),
         ("step_size", "--step-size", not bp, "to --algo bp"),
         ("precision_ratio", "--precision-ratio", algo == "scaled",
          f"to --algo {algo} (only to scaled)"),
-        ("pc_init", "--init", algo in ("vpc", "scaled"),
-         f"to --algo {algo} (only to vpc and scaled)"),
         ("schedule", "--schedule", not bp, "to --algo bp"),
         ("no_skip", "--no-skip", not bp, "to --algo bp"),
         ("tol", "--tol", not bp, "to --algo bp"),
@@ -159,7 +162,8 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, algo,
     except MemoryLimitError as exc:
         raise click.ClickException(str(exc)) from None
     try:
-        net = MLP(sizes, activation=activation, loss=loss, dtype=dtype, seed=seed)
+        net = MLP(sizes, activation=activation, loss=loss, dtype=dtype, seed=seed, init=init,
+                  param=param)
         pc = PCSettings(steps=steps, step_size=step_size, precision_ratio=precision_ratio,
                         init=pc_init, schedule=schedule, skip=not no_skip, tol=tol)
         resolved = pc.resolved(algo, len(widths)) if algo != "bp" else None
@@ -172,7 +176,8 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, algo,
         raise click.UsageError(str(exc)) from None
 
     config = {"dataset": ds.name, "source": ds.source, "sizes": sizes,
-              "activation": activation, "loss": loss, "dtype": dtype, "algo": algo,
+              "activation": activation, "loss": loss, "dtype": dtype, "init": init,
+              "param": param, "algo": algo,
               "optimizer": optimizer, "lr": lr, "momentum": momentum,
               "weight_decay": weight_decay, "batch_size": batch_size, "epochs": epochs,
               "val_fraction": val_fraction, "seed": seed, "cosine": cosine,
@@ -183,8 +188,11 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, algo,
                         "schedule": resolved.schedule, "skip": resolved.skip,
                         "tol": resolved.tol}
     desc = f"{algo}" + (f" T={resolved.steps} step={resolved.step_size:g}" if resolved else "")
+    setup = "".join(f", {v}" for v, default in ((f"init {init}", "init pytorch"),
+                                                 (f"param {param}", "param standard"))
+                    if v != default)
     click.echo(f"{ds.name}: {len(y_tr)} train / {len(y_val)} val / {len(ds.y_test)} test, "
-               f"MLP {'-'.join(map(str, sizes))} {activation}, {desc}, {dtype}")
+               f"MLP {'-'.join(map(str, sizes))} {activation}{setup}, {desc}, {dtype}")
     cols = ["epoch", "loss", "val_acc", "test_acc", "seconds", "samples/s"]
     widths_ = [5, 9, 8, 8, 8, 10]
     if cosine:
