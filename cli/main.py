@@ -156,7 +156,8 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
         check_memory(training_bytes(sizes, batch_size, dtype=dtype, algo=algo,
                                     optimizer=optimizer, loss=loss, cosine=cosine,
                                     n_eval=max(len(y_val), len(ds.y_test)),
-                                    threads=get_threads(), n_train=len(y_tr)),
+                                    threads=get_threads(), n_train=len(y_tr),
+                                    param=param),
                      f"training an MLP {describe_sizes(sizes)} with batches of "
                      f"{batch_size}", max_memory)
     except MemoryLimitError as exc:

@@ -162,7 +162,7 @@ def sweep(out_dir, algo, depths, ratios, step_sizes, seeds, no_baseline, dataset
         per_cell = training_bytes(sizes, batch_size, dtype=dtype, algo=algo,
                                   optimizer=optimizer, loss=loss, cosine=True,
                                   n_eval=data_facts[2] + data_facts[3],
-                                  n_train=data_facts[1]) + data_bytes
+                                  n_train=data_facts[1], param=param) + data_bytes
         check_memory(in_parallel * per_cell,
                      f"{in_parallel} cell{'s' if in_parallel > 1 else ''} at once, each an "
                      f"MLP up to {describe_sizes(sizes)},", max_memory)

@@ -134,6 +134,14 @@ def test_mupc_optimizer_steps_in_the_muPC_coordinates(name, kw):
     assert not np.allclose(net.params, MLP(sizes, param="mupc", dtype="float64").params)
 
 
+def test_memory_estimate_counts_the_mupc_buffers():
+    from pckernels.memory import training_bytes
+    sizes = [100, 50, 10]
+    n_params = 100 * 50 + 50 + 50 * 10 + 10
+    assert (training_bytes(sizes, 8, param="mupc") - training_bytes(sizes, 8)
+            == 3 * n_params * 4)
+
+
 def test_standard_optimizer_is_unaffected():
     net = MLP([4, 3, 2], dtype="float64", seed=0)
     before = net.params.copy()
