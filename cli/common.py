@@ -154,6 +154,14 @@ def init_option(f):
              "xavier and orthogonal let deep networks learn.")(f)
 
 
+def gain_option(f):
+    """--gain (of the xavier and orthogonal initialisations)."""
+    return click.option(
+        "--gain", type=float, default=None, callback=positive(),
+        help="Gain of --init xavier/orthogonal [default: the activation's, 5/3 for tanh; "
+             "1 conditions PC inference better].")(f)
+
+
 def param_option(f):
     """--param (parameterisation)."""
     return click.option(
@@ -180,6 +188,7 @@ def split_init(ctx, init, latent_init):
 def model_options(f):
     """Architecture and numerics options."""
     f = param_option(f)
+    f = gain_option(f)
     f = init_option(f)
     f = click.option("--threads", type=click.IntRange(min=1), default=None,
                      help="Threads for Numba kernels and BLAS (default: all cores).")(f)

@@ -13,7 +13,7 @@ try:  # Ctrl-C during the (slow) imports: one line, not a traceback from deep in
     from pckernels.io import atomic_write_json, environment
     from pckernels.memory import (MemoryLimitError, check_memory, describe_sizes,
                                   training_bytes)
-    from pckernels.model import MLP
+    from pckernels.model import MLP, check_init
     from pckernels.training import DivergenceError, History, Optimizer, PCSettings, train
 
     from .common import (check_writable, data_options, finite, is_tty, memory_option,
@@ -109,7 +109,8 @@ def _row(cells, widths):
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar [default: on when stderr is a terminal].")
 @memory_option
-def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init, param, algo,
+def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init, gain, param,
+              algo,
               steps, step_size, precision_ratio, pc_init, schedule, no_skip, tol, optimizer, lr,
               momentum, weight_decay, batch_size, epochs, val_fraction, seed, cosine,
               json_path, save, progress, max_memory):
@@ -120,6 +121,10 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
     bp = algo == "bp"
     ctx = click.get_current_context()
     init, pc_init, latent_given = split_init(ctx, init, pc_init)
+    try:
+        check_init(init, param, gain)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     if latent_given and algo not in ("vpc", "scaled"):
         click.echo(f"warning: --latent-init does not apply to --algo {algo} (only to vpc and "
                    "scaled); ignored", err=True)
@@ -164,7 +169,7 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
         raise click.ClickException(str(exc)) from None
     try:
         net = MLP(sizes, activation=activation, loss=loss, dtype=dtype, seed=seed, init=init,
-                  param=param)
+                  param=param, gain=gain)
         pc = PCSettings(steps=steps, step_size=step_size, precision_ratio=precision_ratio,
                         init=pc_init, schedule=schedule, skip=not no_skip, tol=tol)
         resolved = pc.resolved(algo, len(widths)) if algo != "bp" else None
@@ -178,7 +183,7 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
 
     config = {"dataset": ds.name, "source": ds.source, "sizes": sizes,
               "activation": activation, "loss": loss, "dtype": dtype, "init": init,
-              "param": param, "algo": algo,
+              "gain": net.gain, "param": param, "algo": algo,
               "optimizer": optimizer, "lr": lr, "momentum": momentum,
               "weight_decay": weight_decay, "batch_size": batch_size, "epochs": epochs,
               "val_fraction": val_fraction, "seed": seed, "cosine": cosine,
@@ -190,6 +195,7 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
                         "tol": resolved.tol}
     desc = f"{algo}" + (f" T={resolved.steps} step={resolved.step_size:g}" if resolved else "")
     setup = "".join(f", {v}" for v, default in ((f"init {init}", "init pytorch"),
+                                                 (f"gain {net.gain:g}" if net.gain else "", ""),
                                                  (f"param {param}", "param standard"))
                     if v != default)
     click.echo(f"{ds.name}: {len(y_tr)} train / {len(y_val)} val / {len(ds.y_test)} test, "

@@ -6,10 +6,11 @@ import time
 import click
 
 from pckernels.kernels import ACTIVATIONS, LOSSES
-from pckernels.model import DTYPES, WEIGHT_INITS
+from pckernels.model import DTYPES, WEIGHT_INITS, check_init
 from pckernels.training import ALGORITHMS
 
-from .common import (check_writable_dir, data_options, echo_err, init_option, is_tty,
+from .common import (check_writable_dir, data_options, echo_err, gain_option, init_option,
+                     is_tty,
                      memory_option, optimizer_options, param_option, positive, warn_unused)
 
 
@@ -79,6 +80,7 @@ CSV columns:
 @click.option("--loss", type=click.Choice(sorted(LOSSES)), default="nll", show_default=True)
 @click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True)
 @init_option
+@gain_option
 @param_option
 @optimizer_options
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
@@ -103,7 +105,8 @@ CSV columns:
                    "line per finished cell].")
 @memory_option
 def sweep(out_dir, algo, depths, ratios, step_sizes, seeds, no_baseline, dataset, data_dir,
-          val_fraction, width, activation, loss, dtype, init, param, optimizer, lr, momentum,
+          val_fraction, width, activation, loss, dtype, init, gain, param, optimizer, lr,
+          momentum,
           weight_decay, batch_size, epochs, precision_ratio, jobs, threads, scheduler,
           dask_local, force, progress, max_memory):
     from pckernels import sweep as S
@@ -128,6 +131,10 @@ def sweep(out_dir, algo, depths, ratios, step_sizes, seeds, no_baseline, dataset
     if init not in WEIGHT_INITS:  # forward/zeros, the old latent spellings of pck train
         raise click.BadParameter(f"{init!r} is not one of {', '.join(map(repr, WEIGHT_INITS))}",
                                  param_hint="--init")
+    try:
+        check_init(init, param, gain)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     if any(s < 0 or s >= 2 ** 32 for s in seeds):
         raise click.BadParameter(f"every seed must be in 0..{2 ** 32 - 1}",
                                  param_hint="--seeds")
@@ -152,7 +159,7 @@ def sweep(out_dir, algo, depths, ratios, step_sizes, seeds, no_baseline, dataset
             val_fraction=val_fraction, width=width, activation=activation, loss=loss,
             dtype=dtype, optimizer=optimizer, lr=lr, momentum=momentum,
             weight_decay=weight_decay, batch_size=batch_size, epochs=epochs,
-            precision_ratio=precision_ratio, init=init, param=param)
+            precision_ratio=precision_ratio, init=init, param=param, gain=gain)
     except S.SweepError as exc:
         raise click.UsageError(str(exc)) from None
     # Each of the cells running at once holds its data and its widest network.

@@ -101,8 +101,8 @@ def _npz_member_header(archive, key):
     return tuple(shape), np.dtype(dtype)
 
 
-def check_init(init, param):
-    """ValueError unless ``init`` and ``param`` are known names that go together."""
+def check_init(init, param, gain=None):
+    """ValueError unless ``init``, ``param`` and ``gain`` are known and go together."""
     if init not in WEIGHT_INITS:
         raise ValueError(f"unknown init {init!r}; choose from {', '.join(WEIGHT_INITS)}")
     if param not in PARAMETERISATIONS:
@@ -111,6 +111,23 @@ def check_init(init, param):
     if param == "mupc" and init != "pytorch":
         raise ValueError(f"param='mupc' sets its own initialisation (V ~ N(0, 1)); "
                          f"init={init!r} cannot be combined with it")
+    if gain is not None:
+        if isinstance(gain, (bool, np.bool_)) or not isinstance(gain, (int, float, np.integer,
+                                                                        np.floating)):
+            raise ValueError(f"gain must be a number, got {gain!r}")
+        if not (np.isfinite(gain) and gain > 0):
+            raise ValueError(f"gain must be finite and > 0, got {gain!r}")
+        if init not in ("xavier", "orthogonal"):
+            raise ValueError(f"gain applies to init='xavier' or 'orthogonal', not to "
+                             f"init={init!r}" + (" with param='mupc'" if param == "mupc"
+                                                 else ""))
+
+
+def resolve_gain(init, activation, gain=None):
+    """The gain ``init`` uses: ``gain``, else ``GAINS[activation]``; None for "pytorch"."""
+    if init not in ("xavier", "orthogonal"):
+        return None
+    return float(GAINS[activation] if gain is None else gain)
 
 
 def orthogonal(rng, n_in, n_out):
@@ -161,8 +178,12 @@ class MLP:
           ``torch.nn.init.orthogonal_``): ``Q^T Q = I`` when ``n_l >= n_{l+1}``, else
           ``Q Q^T = I``. Biases 0.
 
-        ``gain`` is ``GAINS[activation]`` (PyTorch's ``calculate_gain``: 5/3 for tanh),
-        applied to every weight layer, the output layer included.
+        ``gain`` (default ``GAINS[activation]``, PyTorch's ``calculate_gain``: 5/3 for
+        tanh) multiplies every weight layer, the output layer included.
+    gain : float, optional
+        Gain of ``"xavier"`` and ``"orthogonal"`` (an error with the other inits). For
+        predictive coding a smaller gain (1) makes inference better conditioned: the energy's
+        Hessian block of a latent grows with ``||W||^2``.
     param : {"standard", "mupc"}
         ``"standard"``: the parameters are the weights. ``"mupc"``: muPC (Innocenti,
         Achour & Buckley 2025, "muPC: Scaling Predictive Coding to 100+ Layer Networks"),
@@ -193,12 +214,12 @@ class MLP:
     """
 
     def __init__(self, sizes, activation="tanh", loss="nll", dtype="float32", seed=0,
-                 init="pytorch", param="standard"):
+                 init="pytorch", param="standard", gain=None):
         sizes = check_sizes(sizes)
         self.activation_code = _check_name("activation", activation, ACTIVATIONS)
         self.loss_code = _check_name("loss", loss, LOSSES)
         dtype = check_dtype(dtype)
-        check_init(init, param)
+        check_init(init, param, gain)
         n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
         check_memory(n_params * dtype.itemsize, f"an MLP {'-'.join(map(str, sizes))}")
         self.sizes = np.array(sizes, dtype=np.int64)
@@ -208,6 +229,7 @@ class MLP:
         self.seed = seed
         self.init = init
         self.param = param
+        self.gain = resolve_gain(init, activation, gain)
         n_layers = len(sizes) - 1
         self.codes = np.full(n_layers, self.activation_code, dtype=np.int64)
         self.codes[-1] = IDENTITY
@@ -236,7 +258,7 @@ class MLP:
     def __setstate__(self, state):
         cfg = state["config"]
         self.__init__(cfg["sizes"], cfg["activation"], cfg["loss"], cfg["dtype"], cfg["seed"],
-                      cfg.get("init", "pytorch"), cfg.get("param", "standard"))
+                      cfg.get("init", "pytorch"), cfg.get("param", "standard"), cfg.get("gain"))
         self.params[...] = state["params"]
 
     @property
@@ -257,7 +279,7 @@ class MLP:
                 W[...] = a * rng.standard_normal(size=W.shape)
                 b[...] = 0
             return
-        gain = GAINS[self.activation]
+        gain = self.gain
         for W, b in zip(self.weights, self.biases):
             n_in, n_out = W.shape
             if self.init == "pytorch":
@@ -383,7 +405,7 @@ class MLP:
         """The architecture as a plain dict (saved with the parameters)."""
         return {"sizes": [int(s) for s in self.sizes], "activation": self.activation,
                 "loss": self.loss, "dtype": str(self.dtype), "seed": self.seed,
-                "init": self.init, "param": self.param}
+                "init": self.init, "param": self.param, "gain": self.gain}
 
     def save(self, path):
         """Write the architecture and parameters to an ``.npz`` file, atomically."""
@@ -392,6 +414,7 @@ class MLP:
                      activation=np.array(self.activation), loss=np.array(self.loss),
                      dtype=np.array(str(self.dtype)), seed=np.array(self.seed),
                      init=np.array(self.init), param=np.array(self.param),
+                     gain=np.array(np.nan if self.gain is None else self.gain),
                      format=np.array("pckernels-mlp-1"))
         atomic_write(path, write, binary=True)
 
@@ -431,7 +454,11 @@ class MLP:
                             dtype=str(f["dtype"]), seed=int(seed),
                             init=str(f["init"]) if "init" in f else "pytorch",
                             param=str(f["param"]) if "param" in f else "standard")
-                check_init(arch["init"], arch["param"])
+                gain = f["gain"] if "gain" in f else np.array(np.nan)
+                if gain.shape != () or gain.dtype.kind != "f":
+                    raise ValueError(f"gain must be a number, got {gain!r}")
+                arch["gain"] = None if np.isnan(gain) else float(gain)
+                check_init(arch["init"], arch["param"], arch["gain"])
                 sizes = check_sizes(sizes.tolist())
                 dtype = check_dtype(arch["dtype"])
                 _check_name("activation", arch["activation"], ACTIVATIONS)
@@ -468,7 +495,8 @@ class MLP:
     def __repr__(self):
         arch = "-".join(str(s) for s in self.sizes)
         extra = "".join(f", {k}={v!r}" for k, v, default in
-                        (("init", self.init, "pytorch"), ("param", self.param, "standard"))
+                        (("init", self.init, "pytorch"), ("param", self.param, "standard"),
+                         ("gain", self.gain, None))
                         if v != default)
         return (f"MLP({arch}, activation={self.activation!r}, loss={self.loss!r}, "
                 f"dtype={self.dtype}{extra})")

@@ -40,7 +40,7 @@ from .config import get_threads, set_threads
 from .data import load_dataset, train_val_split
 from .io import atomic_write_json, atomic_write_text, environment
 from .kernels import ACTIVATIONS, LOSSES
-from .model import DTYPES, MLP, check_init
+from .model import DTYPES, MLP, check_init, resolve_gain
 from .pc import SCHEDULES, PCRunner
 from .training import ALGORITHMS, OPTIMIZERS, DivergenceError, History, PCSettings, train
 
@@ -56,6 +56,7 @@ CSV_COLUMNS = {
     "seed": "seed of initialisation, shuffling and the validation split",
     "init": "weight initialisation (pytorch, xavier, orthogonal)",
     "param": "parameterisation (standard, mupc)",
+    "gain": "gain of the xavier or orthogonal initialisation (empty for the others)",
     "epoch": "epoch, 1-based",
     "train_loss": "mean training loss over the epoch's batches",
     "cosine": "mean over the epoch's batches of cosine(update, backprop gradient) at the same "
@@ -140,6 +141,7 @@ class SweepConfig:
     schedule: str = "serial"
     init: str = "pytorch"
     param: str = "standard"
+    gain: float = None
 
     def __post_init__(self):
         def norm(name, values, kind, check, what):
@@ -176,9 +178,11 @@ class SweepConfig:
         if self.schedule not in SCHEDULES:
             raise SweepError(f"schedule must be one of {', '.join(SCHEDULES)}")
         try:
-            check_init(self.init, self.param)
+            check_init(self.init, self.param, self.gain)
         except ValueError as exc:
             raise SweepError(str(exc)) from None
+        if self.gain is not None:
+            object.__setattr__(self, "gain", float(self.gain))  # 1 and 1.0: one settings hash
         for name in ("width", "batch_size", "epochs"):
             if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
                 raise SweepError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
@@ -235,7 +239,7 @@ class SweepConfig:
         """
         d = self.to_dict()
         d.pop("data_dir")
-        for name, default in (("init", "pytorch"), ("param", "standard")):
+        for name, default in (("init", "pytorch"), ("param", "standard"), ("gain", None)):
             if d[name] == default:
                 d.pop(name)
         return d
@@ -283,7 +287,7 @@ def run_cell(cell, config, threads=None):
             config.dataset, config.data_dir, config.val_fraction, cell.seed, config.dtype)
         sizes = [X_tr.shape[1]] + [config.width] * cell.depth + [n_classes]
         net = MLP(sizes, activation=config.activation, loss=config.loss, dtype=config.dtype,
-                  seed=cell.seed, init=config.init, param=config.param)
+                  seed=cell.seed, init=config.init, param=config.param, gain=config.gain)
         pc = None
         if cell.algo != "bp":
             pc = PCSettings(steps=cell.steps, step_size=cell.step_size,
@@ -394,6 +398,7 @@ def build_rows(config, records):
                 "cell": cell.name, "algo": cell.algo, "depth": cell.depth, "ratio": ratio,
                 "steps": cell.steps, "step_size": cell.step_size, "seed": cell.seed,
                 "init": config.init, "param": config.param,
+                "gain": resolve_gain(config.init, config.activation, config.gain),
                 "epoch": e.get("epoch"), "train_loss": e.get("train_loss"),
                 "cosine": e.get("cosine"),
                 "layer_cosine": ";".join(_fmt(v) for v in layer) if layer else "",

@@ -46,6 +46,18 @@ def test_orthogonal_has_orthonormal_columns_or_rows_times_the_gain(sizes):
         assert not b.any()
 
 
+@pytest.mark.parametrize("init", ["xavier", "orthogonal"])
+def test_explicit_gain(init):
+    ref = MLP([30, 20, 20, 5], init=init, dtype="float64", seed=0)
+    one = MLP([30, 20, 20, 5], init=init, dtype="float64", seed=0, gain=1)
+    assert ref.gain == pytest.approx(5 / 3) and one.gain == 1.0
+    np.testing.assert_allclose(one.params, ref.params * 0.6, rtol=1e-9, atol=1e-15)
+    if init == "orthogonal":
+        W = one.weights[1]
+        np.testing.assert_allclose(W.T @ W, np.eye(20), atol=1e-12)
+    assert MLP([3, 2]).gain is None and MLP([3, 2], param="mupc").gain is None
+
+
 def test_pytorch_init_is_unchanged():
     """The default draws exactly what it drew before ``init`` existed."""
     net = MLP([7, 5, 3], dtype="float64", seed=11)
@@ -111,6 +123,16 @@ def test_bad_init_or_param_is_a_valueerror(init, param, match):
         MLP([3, 2], init=init, param=param)
 
 
+@pytest.mark.parametrize("init, param, gain, match", [
+    ("pytorch", "standard", 1.0, "gain applies"), ("pytorch", "mupc", 1.0, "gain applies"),
+    ("xavier", "standard", 0.0, "> 0"), ("orthogonal", "standard", float("nan"), "> 0"),
+    ("xavier", "standard", "1", "number"),
+])
+def test_bad_gain_is_a_valueerror(init, param, gain, match):
+    with pytest.raises(ValueError, match=match):
+        MLP([3, 2], init=init, param=param, gain=gain)
+
+
 # ----------------------------------------------------------------------------- optimizer
 
 @pytest.mark.parametrize("name, kw", [("sgd", dict(momentum=0.9, weight_decay=0.01)),
@@ -153,7 +175,7 @@ def test_standard_optimizer_is_unaffected():
 # ----------------------------------------------------------------------------- checkpoints
 
 @pytest.mark.parametrize("kw", [dict(init="xavier"), dict(init="orthogonal"),
-                                dict(param="mupc")])
+                                dict(init="orthogonal", gain=0.5), dict(param="mupc")])
 def test_checkpoint_and_pickle_keep_init_and_param(tmp_path, kw):
     net = MLP([5, 4, 4, 3], seed=7, **kw)
     net.params[:] += 0.25                               # not the seed's initialisation
@@ -162,6 +184,7 @@ def test_checkpoint_and_pickle_keep_init_and_param(tmp_path, kw):
         assert back.config() == net.config()
         assert back.config()["init"] == kw.get("init", "pytorch")
         assert back.config()["param"] == kw.get("param", "standard")
+        assert back.gain == net.gain
         np.testing.assert_array_equal(back.params, net.params)
         if net.multipliers is None:
             assert back.multipliers is None
@@ -177,6 +200,7 @@ def test_old_checkpoint_without_init_loads_as_pytorch(tmp_path):
              format=np.array("pckernels-mlp-1"))
     back = MLP.load(path)
     assert back.init == "pytorch" and back.param == "standard" and back.multipliers is None
+    assert back.gain is None
     np.testing.assert_array_equal(back.params, net.params)
 
 
@@ -197,17 +221,20 @@ def test_estimator_init_and_param(digits):
 
     from pckernels import PCClassifier
     X, y = digits.X_train[:300], digits.y_train[:300]
-    clf = PCClassifier(hidden=(16, 16), init="orthogonal", epochs=1).fit(X, y)
+    clf = PCClassifier(hidden=(16, 16), init="orthogonal", gain=1.0, epochs=1).fit(X, y)
     assert clf.get_params()["init"] == "orthogonal" and clf.net_.init == "orthogonal"
+    assert clf.get_params()["gain"] == 1.0 and clf.net_.gain == 1.0
     assert clone(clf).init == "orthogonal"
     back = pickle.loads(pickle.dumps(clf))
-    assert back.net_.init == "orthogonal"
+    assert back.net_.init == "orthogonal" and back.net_.gain == 1.0
     np.testing.assert_array_equal(back.predict(X), clf.predict(X))
     mupc = PCClassifier(hidden=(16,), param="mupc", algorithm="fpa", epochs=1).fit(X, y)
     assert mupc.net_.param == "mupc" and mupc.net_.multipliers is not None
     assert pickle.loads(pickle.dumps(mupc)).net_.multipliers is not None
     with pytest.raises(ValueError, match="unknown init"):
         PCClassifier(init="he").fit(X, y)
+    with pytest.raises(ValueError, match="gain applies"):
+        PCClassifier(gain=2.0).fit(X, y)
 
 
 # ----------------------------------------------------------------------------- pck train
@@ -229,16 +256,18 @@ def warnings_of(result):
     return [line for line in result.output.splitlines() if line.startswith("warning:")]
 
 
-@pytest.mark.parametrize("args, init, param", [
-    ([], "pytorch", "standard"), (["--init", "xavier"], "xavier", "standard"),
-    (["--init", "orthogonal"], "orthogonal", "standard"), (["--param", "mupc"], "pytorch", "mupc"),
+@pytest.mark.parametrize("args, init, param, gain", [
+    ([], "pytorch", "standard", None), (["--init", "xavier"], "xavier", "standard", 5 / 3),
+    (["--init", "orthogonal", "--gain", "1"], "orthogonal", "standard", 1.0),
+    (["--param", "mupc"], "pytorch", "mupc", None),
 ])
-def test_train_init_and_param_reach_the_network(run, tmp_path, args, init, param):
+def test_train_init_and_param_reach_the_network(run, tmp_path, args, init, param, gain):
     result = run(*FAST, *args, "--json", "out.json", "--save", "net.npz")
     assert result.exit_code == 0, result.output
     assert not warnings_of(result)
     config = json.loads((tmp_path / "out.json").read_text())["config"]
     assert (config["init"], config["param"]) == (init, param)
+    assert config["gain"] == pytest.approx(gain) if gain else config["gain"] is None
     net = MLP.load(tmp_path / "net.npz")
     assert (net.init, net.param) == (init, param)
 
@@ -271,6 +300,8 @@ def test_latent_init_that_does_not_apply_warns(run):
     (["--init", "he"], "--init"),
     (["--param", "mup"], "--param"),
     (["--init", "xavier", "--param", "mupc"], "mupc"),
+    (["--gain", "2"], "gain applies"),
+    (["--init", "xavier", "--gain", "0"], "--gain"),
     (["--algo", "vpc", "--init", "zeros", "--latent-init", "forward"], "contradicts"),
 ])
 def test_bad_init_options_fail_with_exit_2(run, args, fragment):
@@ -303,6 +334,11 @@ def test_sweep_config_records_and_compares_init():
     assert xavier.comparable() != default.comparable()
     assert xavier.settings_hash() != default.settings_hash()
     assert S.SweepConfig(depths=(1,), param="mupc").settings_hash() != default.settings_hash()
+    g1, g1f = (S.SweepConfig(depths=(1,), init="xavier", gain=g) for g in (1, 1.0))
+    assert g1.settings_hash() == g1f.settings_hash() != xavier.settings_hash()
+    assert "gain" not in xavier.comparable()
+    with pytest.raises(S.SweepError, match="gain applies"):
+        S.SweepConfig(depths=(1,), gain=2.0)
     with pytest.raises(S.SweepError, match="unknown init"):
         S.SweepConfig(depths=(1,), init="he")
     with pytest.raises(S.SweepError, match="mupc"):
@@ -314,16 +350,19 @@ def test_sweep_init_in_csv_json_and_resume(run, tmp_path):
     np.savez(tmp_path / "tiny.npz", X=rng.random((40, 3)), y=np.arange(40) % 2)
     grid = ["sweep", "--no-progress", "--epochs", "1", "--dataset", "tiny.npz", "--width", "4",
             "--depths", "1", "--ratios", "1", "--step-sizes", "0.5", "--out", "out"]
-    result = run(*grid, "--init", "orthogonal")
+    result = run(*grid, "--init", "orthogonal", "--gain", "0.5")
     assert result.exit_code == 0, result.output
     with open(tmp_path / "out/results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert rows and all(r["init"] == "orthogonal" and r["param"] == "standard" for r in rows)
+    assert rows and all(r["init"] == "orthogonal" and r["param"] == "standard"
+                        and r["gain"] == "0.5" for r in rows)
     meta = json.loads((tmp_path / "out/results.json").read_text())
-    assert meta["config"]["init"] == "orthogonal"
+    assert meta["config"]["init"] == "orthogonal" and meta["config"]["gain"] == 0.5
     assert "init" in meta["csv_columns"]
-    again = run(*grid, "--init", "orthogonal")
+    again = run(*grid, "--init", "orthogonal", "--gain", "0.5")
     assert again.exit_code == 0 and "2 finished, 0 to run" in again.output, again.output
-    changed = run(*grid, "--init", "xavier")
+    changed = run(*grid, "--init", "xavier", "--gain", "0.5")
     assert changed.exit_code == 1 and "changed: init" in changed.output, changed.output
+    changed = run(*grid, "--init", "orthogonal")
+    assert changed.exit_code == 1 and "changed: gain" in changed.output, changed.output
     assert run(*grid, "--init", "forward").exit_code == 2
