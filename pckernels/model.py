@@ -169,8 +169,9 @@ class MLP:
         cast to ``dtype``):
 
         - ``"pytorch"`` (default, the paper's, section 3.4.2): ``W_l, b_l ~ U(-1/sqrt(n_l),
-          1/sqrt(n_l))``, as PyTorch's ``nn.Linear``. A deep tanh network starts with
-          vanishing activities and gradients: 20 hidden layers stay at chance.
+          1/sqrt(n_l))``, as PyTorch's ``nn.Linear``. Its weight variance ``1/(3 n_l)``
+          is a third of the critical ``1/n_l`` of tanh, so the input's signal fades layer
+          by layer: a tanh network of 20 hidden layers stays at chance.
         - ``"xavier"``: Glorot uniform, ``W_l ~ U(-a, a)`` with ``a = gain *
           sqrt(6 / (n_l + n_{l+1}))`` (variance ``gain^2 * 2 / (n_l + n_{l+1})``), biases 0.
         - ``"orthogonal"``: ``W_l = gain * Q`` with ``Q`` from the QR decomposition of a
@@ -201,7 +202,9 @@ class MLP:
         (jpc) uses for networks without skips, ``1/sqrt(width)``, and nothing depends on
         depth; the paper's layers have no biases, here the biases start at 0 and are
         trained with multiplier 1; the latents of PC are the post-activation values
-        ``h_l`` here, pre-activations in the paper.
+        ``h_l`` here, pre-activations in the paper. Without the skips this is LeCun-normal
+        scaling (gain 1) with a ``1/width`` read-out, and it does not make a deep tanh MLP
+        trainable the way ``"xavier"`` or ``"orthogonal"`` do.
 
     Attributes
     ----------
