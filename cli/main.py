@@ -110,10 +110,9 @@ def _row(cells, widths):
               help="Progress bar [default: on when stderr is a terminal].")
 @memory_option
 def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init, gain, param,
-              algo,
-              steps, step_size, precision_ratio, pc_init, schedule, no_skip, tol, optimizer, lr,
-              momentum, weight_decay, batch_size, epochs, val_fraction, seed, cosine,
-              json_path, save, progress, max_memory):
+              algo, steps, step_size, precision_ratio, pc_init, schedule, no_skip, tol,
+              optimizer, lr, momentum, weight_decay, batch_size, epochs, val_fraction, seed,
+              cosine, json_path, save, progress, max_memory):
     """Train an MLP with backprop or a predictive-coding variant.
 
     With no options: a 64x2 tanh MLP trained by backprop on scikit-learn's digits.

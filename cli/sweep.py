@@ -10,8 +10,8 @@ from pckernels.model import DTYPES, WEIGHT_INITS, check_init
 from pckernels.training import ALGORITHMS
 
 from .common import (check_writable_dir, data_options, echo_err, gain_option, init_option,
-                     is_tty,
-                     memory_option, optimizer_options, param_option, positive, warn_unused)
+                     is_tty, memory_option, optimizer_options, param_option, positive,
+                     warn_unused)
 
 
 def _number_list(kind, what):
@@ -106,8 +106,7 @@ CSV columns:
 @memory_option
 def sweep(out_dir, algo, depths, ratios, step_sizes, seeds, no_baseline, dataset, data_dir,
           val_fraction, width, activation, loss, dtype, init, gain, param, optimizer, lr,
-          momentum,
-          weight_decay, batch_size, epochs, precision_ratio, jobs, threads, scheduler,
+          momentum, weight_decay, batch_size, epochs, precision_ratio, jobs, threads, scheduler,
           dask_local, force, progress, max_memory):
     from pckernels import sweep as S
     from pckernels.memory import (MemoryLimitError, check_memory, describe_sizes,

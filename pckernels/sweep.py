@@ -234,8 +234,9 @@ class SweepConfig:
     def comparable(self):
         """The settings that must match to resume: everything but where the data lives.
 
-        ``init`` and ``param`` appear only when not at their defaults, so that a folder
-        written before they existed (which used the defaults) still resumes, with its cells.
+        ``init``, ``param`` and ``gain`` appear only when not at their defaults, so that a
+        folder written before they existed (which used the defaults) still resumes, with its
+        cells.
         """
         d = self.to_dict()
         d.pop("data_dir")

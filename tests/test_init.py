@@ -73,7 +73,8 @@ def test_pytorch_init_is_unchanged():
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_every_init_is_fixed_by_the_seed_and_keeps_the_dtype(init, dtype):
     kw = dict(param="mupc") if init == "mupc" else dict(init=init)
-    a, b = MLP([9, 8, 8, 3], dtype=dtype, seed=4, **kw), MLP([9, 8, 8, 3], dtype=dtype, seed=4, **kw)
+    a = MLP([9, 8, 8, 3], dtype=dtype, seed=4, **kw)
+    b = MLP([9, 8, 8, 3], dtype=dtype, seed=4, **kw)
     c = MLP([9, 8, 8, 3], dtype=dtype, seed=5, **kw)
     assert a.params.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(a.params, b.params)
