@@ -7,7 +7,7 @@ import click
 
 from pckernels.kernels import ACTIVATIONS, LOSSES
 from pckernels.memory import MAX_WIDTH, parse_bytes
-from pckernels.model import DTYPES
+from pckernels.model import DTYPES, PARAMETERISATIONS, WEIGHT_INITS
 from pckernels.pc import INITS, SCHEDULES
 from pckernels.training import ALGORITHMS, OPTIMIZERS
 
@@ -137,8 +137,59 @@ def data_options(f):
     return f
 
 
+def weight_init_choice(ctx, param, value):
+    """``--init``: a weight initialisation, or (deprecated) a latent initialisation."""
+    if value is None or value in WEIGHT_INITS or value in INITS:
+        return value
+    raise click.BadParameter(f"{value!r} is not one of {', '.join(map(repr, WEIGHT_INITS))}")
+
+
+def init_option(f):
+    """--init (weight initialisation)."""
+    return click.option(
+        "--init", "init", default="pytorch", show_default=True, callback=weight_init_choice,
+        metavar="[" + "|".join(WEIGHT_INITS) + "]",
+        help="Weight initialisation: pytorch (U(+-1/sqrt(fan_in)), the paper's), xavier "
+             "(Glorot uniform with the activation's gain) or orthogonal (with the gain); "
+             "xavier and orthogonal let deep networks learn.")(f)
+
+
+def gain_option(f):
+    """--gain (of the xavier and orthogonal initialisations)."""
+    return click.option(
+        "--gain", type=float, default=None, callback=positive(),
+        help="Gain of --init xavier/orthogonal [default: the activation's, 5/3 for tanh; "
+             "1 conditions PC inference better].")(f)
+
+
+def param_option(f):
+    """--param (parameterisation)."""
+    return click.option(
+        "--param", type=click.Choice(PARAMETERISATIONS), default="standard",
+        show_default=True,
+        help="mupc: muPC's multipliers (1/sqrt(fan_in), output 1/width) on N(0,1) "
+             "parameters, without its residual connections (see MLP's docs).")(f)
+
+
+def split_init(ctx, init, latent_init):
+    """``(weight init, latent init, latent init given)`` from ``--init`` and
+    ``--latent-init``: ``--init forward|zeros`` is the deprecated spelling of
+    ``--latent-init`` (warned about; the weight initialisation is then the default)."""
+    latent_given = given(ctx, "pc_init")
+    if init in INITS:
+        click.echo(f"warning: --init {init} is deprecated; use --latent-init {init}", err=True)
+        if latent_given and latent_init != init:
+            raise click.UsageError(f"--init {init} (the old spelling of --latent-init) "
+                                   f"contradicts --latent-init {latent_init}")
+        return "pytorch", init, True
+    return init, latent_init, latent_given
+
+
 def model_options(f):
     """Architecture and numerics options."""
+    f = param_option(f)
+    f = gain_option(f)
+    f = init_option(f)
     f = click.option("--threads", type=click.IntRange(min=1), default=None,
                      help="Threads for Numba kernels and BLAS (default: all cores).")(f)
     f = click.option("--dtype", type=click.Choice(DTYPES), default="float32",
@@ -164,8 +215,9 @@ def pc_options(f):
                      show_default=True,
                      help="Parallel schedule of inference: over layers, over chunks of "
                           "the batch, or serial."),
-        click.option("--init", "pc_init", type=click.Choice(sorted(INITS)), default="forward",
-                     show_default=True, help="Initial latents (vpc, scaled)."),
+        click.option("--latent-init", "pc_init", type=click.Choice(sorted(INITS)),
+                     default="forward", show_default=True,
+                     help="Initial latents (vpc, scaled): feedforward values or zeros."),
         click.option("--precision-ratio", type=float, default=1.0, show_default=True,
                      callback=positive(), help="scaled: k, the hidden precisions."),
         click.option("--step-size", type=float, default=None, callback=positive(),

@@ -13,12 +13,12 @@ try:  # Ctrl-C during the (slow) imports: one line, not a traceback from deep in
     from pckernels.io import atomic_write_json, environment
     from pckernels.memory import (MemoryLimitError, check_memory, describe_sizes,
                                   training_bytes)
-    from pckernels.model import MLP
+    from pckernels.model import MLP, check_init
     from pckernels.training import DivergenceError, History, Optimizer, PCSettings, train
 
     from .common import (check_writable, data_options, finite, is_tty, memory_option,
                          model_options, optimizer_options, parse_hidden, pc_options,
-                         seed_range, warn_unused)
+                         seed_range, split_init, warn_unused)
 except KeyboardInterrupt:
     sys.stderr.write("Error: interrupted\n")
     sys.exit(130)
@@ -110,22 +110,29 @@ def _row(cells, widths):
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar [default: on when stderr is a terminal].")
 @memory_option
-def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, algo, steps,
-              step_size, precision_ratio, pc_init, schedule, no_skip, tol, optimizer, lr,
-              momentum, weight_decay, batch_size, epochs, val_fraction, seed, cosine,
-              json_path, save, progress, max_memory):
+def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init, gain, param,
+              algo, steps, step_size, precision_ratio, pc_init, schedule, no_skip, tol,
+              optimizer, lr, momentum, weight_decay, batch_size, epochs, val_fraction, seed,
+              cosine, json_path, save, progress, max_memory):
     """Train an MLP with backprop or a predictive-coding variant.
 
     With no options: a 64x2 tanh MLP trained by backprop on scikit-learn's digits.
     """
     bp = algo == "bp"
-    warn_unused(click.get_current_context(), [
+    ctx = click.get_current_context()
+    init, pc_init, latent_given = split_init(ctx, init, pc_init)
+    try:
+        check_init(init, param, gain)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if latent_given and algo not in ("vpc", "scaled"):
+        click.echo(f"warning: --latent-init does not apply to --algo {algo} (only to vpc and "
+                   "scaled); ignored", err=True)
+    warn_unused(ctx, [
         ("steps", "--steps", not bp, "to --algo bp"),
         ("step_size", "--step-size", not bp, "to --algo bp"),
         ("precision_ratio", "--precision-ratio", algo == "scaled",
          f"to --algo {algo} (only to scaled)"),
-        ("pc_init", "--init", algo in ("vpc", "scaled"),
-         f"to --algo {algo} (only to vpc and scaled)"),
         ("schedule", "--schedule", not bp, "to --algo bp"),
         ("no_skip", "--no-skip", not bp, "to --algo bp"),
         ("tol", "--tol", not bp, "to --algo bp"),
@@ -154,13 +161,15 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, algo,
         check_memory(training_bytes(sizes, batch_size, dtype=dtype, algo=algo,
                                     optimizer=optimizer, loss=loss, cosine=cosine,
                                     n_eval=max(len(y_val), len(ds.y_test)),
-                                    threads=get_threads(), n_train=len(y_tr)),
+                                    threads=get_threads(), n_train=len(y_tr),
+                                    param=param),
                      f"training an MLP {describe_sizes(sizes)} with batches of "
                      f"{batch_size}", max_memory)
     except MemoryLimitError as exc:
         raise click.ClickException(str(exc)) from None
     try:
-        net = MLP(sizes, activation=activation, loss=loss, dtype=dtype, seed=seed)
+        net = MLP(sizes, activation=activation, loss=loss, dtype=dtype, seed=seed, init=init,
+                  param=param, gain=gain)
         pc = PCSettings(steps=steps, step_size=step_size, precision_ratio=precision_ratio,
                         init=pc_init, schedule=schedule, skip=not no_skip, tol=tol)
         resolved = pc.resolved(algo, len(widths)) if algo != "bp" else None
@@ -173,7 +182,8 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, algo,
         raise click.UsageError(str(exc)) from None
 
     config = {"dataset": ds.name, "source": ds.source, "sizes": sizes,
-              "activation": activation, "loss": loss, "dtype": dtype, "algo": algo,
+              "activation": activation, "loss": loss, "dtype": dtype, "init": init,
+              "gain": net.gain, "param": param, "algo": algo,
               "optimizer": optimizer, "lr": lr, "momentum": momentum,
               "weight_decay": weight_decay, "batch_size": batch_size, "epochs": epochs,
               "val_fraction": val_fraction, "seed": seed, "cosine": cosine,
@@ -184,8 +194,12 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, algo,
                         "schedule": resolved.schedule, "skip": resolved.skip,
                         "tol": resolved.tol}
     desc = f"{algo}" + (f" T={resolved.steps} step={resolved.step_size:g}" if resolved else "")
+    setup = "".join(f", {v}" for v, default in ((f"init {init}", "init pytorch"),
+                                                 (f"gain {net.gain:g}" if net.gain else "", ""),
+                                                 (f"param {param}", "param standard"))
+                    if v != default)
     click.echo(f"{ds.name}: {len(y_tr)} train / {len(y_val)} val / {len(ds.y_test)} test, "
-               f"MLP {'-'.join(map(str, sizes))} {activation}, {desc}, {dtype}")
+               f"MLP {'-'.join(map(str, sizes))} {activation}{setup}, {desc}, {dtype}")
     cols = ["epoch", "loss", "val_acc", "test_acc", "seconds", "samples/s"]
     widths_ = [5, 9, 8, 8, 8, 10]
     if cosine:

@@ -6,11 +6,12 @@ import time
 import click
 
 from pckernels.kernels import ACTIVATIONS, LOSSES
-from pckernels.model import DTYPES
+from pckernels.model import DTYPES, WEIGHT_INITS, check_init
 from pckernels.training import ALGORITHMS
 
-from .common import (check_writable_dir, data_options, echo_err, is_tty, memory_option,
-                     optimizer_options, positive, warn_unused)
+from .common import (check_writable_dir, data_options, echo_err, gain_option, init_option,
+                     is_tty, memory_option, optimizer_options, param_option, positive,
+                     warn_unused)
 
 
 def _number_list(kind, what):
@@ -78,6 +79,9 @@ CSV columns:
               show_default=True, help="Hidden activation.")
 @click.option("--loss", type=click.Choice(sorted(LOSSES)), default="nll", show_default=True)
 @click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True)
+@init_option
+@gain_option
+@param_option
 @optimizer_options
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
@@ -101,8 +105,8 @@ CSV columns:
                    "line per finished cell].")
 @memory_option
 def sweep(out_dir, algo, depths, ratios, step_sizes, seeds, no_baseline, dataset, data_dir,
-          val_fraction, width, activation, loss, dtype, optimizer, lr, momentum,
-          weight_decay, batch_size, epochs, precision_ratio, jobs, threads, scheduler,
+          val_fraction, width, activation, loss, dtype, init, gain, param, optimizer, lr,
+          momentum, weight_decay, batch_size, epochs, precision_ratio, jobs, threads, scheduler,
           dask_local, force, progress, max_memory):
     from pckernels import sweep as S
     from pckernels.memory import (MemoryLimitError, check_memory, describe_sizes,
@@ -123,6 +127,13 @@ def sweep(out_dir, algo, depths, ratios, step_sizes, seeds, no_baseline, dataset
     ])
     if scheduler and dask_local:
         raise click.UsageError("use either --scheduler or --dask-local, not both")
+    if init not in WEIGHT_INITS:  # forward/zeros, the old latent spellings of pck train
+        raise click.BadParameter(f"{init!r} is not one of {', '.join(map(repr, WEIGHT_INITS))}",
+                                 param_hint="--init")
+    try:
+        check_init(init, param, gain)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     if any(s < 0 or s >= 2 ** 32 for s in seeds):
         raise click.BadParameter(f"every seed must be in 0..{2 ** 32 - 1}",
                                  param_hint="--seeds")
@@ -147,7 +158,7 @@ def sweep(out_dir, algo, depths, ratios, step_sizes, seeds, no_baseline, dataset
             val_fraction=val_fraction, width=width, activation=activation, loss=loss,
             dtype=dtype, optimizer=optimizer, lr=lr, momentum=momentum,
             weight_decay=weight_decay, batch_size=batch_size, epochs=epochs,
-            precision_ratio=precision_ratio)
+            precision_ratio=precision_ratio, init=init, param=param, gain=gain)
     except S.SweepError as exc:
         raise click.UsageError(str(exc)) from None
     # Each of the cells running at once holds its data and its widest network.
@@ -157,7 +168,7 @@ def sweep(out_dir, algo, depths, ratios, step_sizes, seeds, no_baseline, dataset
         per_cell = training_bytes(sizes, batch_size, dtype=dtype, algo=algo,
                                   optimizer=optimizer, loss=loss, cosine=True,
                                   n_eval=data_facts[2] + data_facts[3],
-                                  n_train=data_facts[1]) + data_bytes
+                                  n_train=data_facts[1], param=param) + data_bytes
         check_memory(in_parallel * per_cell,
                      f"{in_parallel} cell{'s' if in_parallel > 1 else ''} at once, each an "
                      f"MLP up to {describe_sizes(sizes)},", max_memory)
@@ -195,7 +206,8 @@ def sweep(out_dir, algo, depths, ratios, step_sizes, seeds, no_baseline, dataset
                f"{data_facts[3]} test; {algo}, depths {','.join(map(str, config.depths))}, "
                f"T/L {','.join(f'{r:g}' for r in config.ratios)}, step sizes "
                f"{','.join(f'{s:g}' for s in config.step_sizes)}, seeds "
-               f"{','.join(map(str, config.seeds))}; {epochs} epochs")
+               f"{','.join(map(str, config.seeds))}; init {init}, param {param}; "
+               f"{epochs} epochs")
     show_bar = is_tty() if progress is None else progress
     state = {"bar": None, "done": 0, "total": 0, "start": time.perf_counter()}
 

@@ -7,7 +7,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .model import MLP
+from .model import MLP, check_init
 from .training import ALGORITHMS, BatchUpdate, PCSettings, train
 
 
@@ -41,6 +41,14 @@ class PCClassifier(ClassifierMixin, BaseEstimator):
     dtype : {"float32", "float64"}, default "float32"
     random_state : int, RandomState instance or None, default 0
         Seeds the initialisation and the shuffling.
+    init : {"pytorch", "xavier", "orthogonal"}, default "pytorch"
+        Weight initialisation (:class:`pckernels.MLP`); xavier or orthogonal let deep
+        networks learn.
+    param : {"standard", "mupc"}, default "standard"
+        Parameterisation (:class:`pckernels.MLP`): muPC's multipliers, without its residual
+        connections.
+    gain : float, optional
+        Gain of the xavier and orthogonal initialisations [default: the activation's].
 
     Attributes
     ----------
@@ -58,7 +66,8 @@ class PCClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, hidden=(64, 64), activation="tanh", algorithm="bp", steps=None,
                  step_size=None, precision_ratio=1.0, optimizer="sgd", lr=0.05, momentum=0.9,
-                 batch_size=64, epochs=10, dtype="float32", random_state=0):
+                 batch_size=64, epochs=10, dtype="float32", random_state=0, init="pytorch",
+                 param="standard", gain=None):
         self.hidden = hidden
         self.activation = activation
         self.algorithm = algorithm
@@ -72,6 +81,9 @@ class PCClassifier(ClassifierMixin, BaseEstimator):
         self.epochs = epochs
         self.dtype = dtype
         self.random_state = random_state
+        self.init = init
+        self.param = param
+        self.gain = gain
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -100,12 +112,14 @@ class PCClassifier(ClassifierMixin, BaseEstimator):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        check_init(self.init, self.param, self.gain)
         return self._hidden_sizes()
 
     def _new_network(self, n_features, n_classes, rng):
         sizes = [n_features] + self._check_params() + [n_classes]
         return MLP(sizes, activation=self.activation, loss="nll", dtype=self.dtype,
-                   seed=int(rng.randint(np.iinfo(np.int32).max)))
+                   seed=int(rng.randint(np.iinfo(np.int32).max)), init=self.init,
+                   param=self.param, gain=self.gain)
 
     def _new_trainer(self, rng):
         """(update function, optimizer, shuffling generator) for partial_fit.
@@ -243,7 +257,9 @@ class PCClassifier(ClassifierMixin, BaseEstimator):
         if net_state is not None:
             config, params = net_state
             net = MLP(config["sizes"], activation=config["activation"], loss=config["loss"],
-                      dtype=config["dtype"], seed=config["seed"])
+                      dtype=config["dtype"], seed=config["seed"],
+                      init=config.get("init", "pytorch"), param=config.get("param", "standard"),
+                      gain=config.get("gain"))
             net.params[...] = params
             self.net_ = net
 

@@ -127,7 +127,8 @@ def _check_sizes(sizes):
 
 
 def training_bytes(sizes, batch_size, *, dtype="float32", algo="bp", optimizer="sgd",
-                   loss="nll", n_eval=0, cosine=False, threads=1, n_train=0):
+                   loss="nll", n_eval=0, cosine=False, threads=1, n_train=0,
+                   param="standard"):
     """Bytes a training run allocates beyond its data, from the shapes alone.
 
     Counted in exact integers (no overflow for any width): the parameters and the buffers
@@ -153,6 +154,8 @@ def training_bytes(sizes, batch_size, *, dtype="float32", algo="bp", optimizer="
         Chunks of the PC schedule (each holds a partial gradient).
     n_train : int
         Training rows (the label and one-hot target arrays).
+    param : {"standard", "mupc"}
+        ``mupc`` adds the multipliers and the optimizers' scaled gradients.
 
     Returns
     -------
@@ -170,6 +173,8 @@ def training_bytes(sizes, batch_size, *, dtype="float32", algo="bp", optimizer="
         param_buffers += 1
     if algo != "bp":
         param_buffers += max(1, int(threads))
+    if param == "mupc":
+        param_buffers += 3
     total = param_buffers * n_params * item
     total += 2 * batch * activations * item                         # train workspace h, d
     if algo != "bp":

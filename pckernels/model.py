@@ -5,12 +5,40 @@ import numpy as np
 
 from .config import ensure_blas_serial
 from .io import atomic_write
-from .kernels.activations import ACTIVATIONS, IDENTITY
+from .kernels.activations import ACTIVATIONS, IDENTITY, LEAKY_SLOPE
 from .kernels.losses import LOSSES, _log_softmax
 from .kernels.network import _forward_net, _layer
 from .memory import MAX_WIDTH, check_memory
 
 DTYPES = ("float32", "float64")
+
+#: Weight initialisations (``MLP(init=...)``, ``--init``); "pytorch" is the paper's.
+WEIGHT_INITS = ("pytorch", "xavier", "orthogonal")
+
+#: Parameterisations (``MLP(param=...)``, ``--param``).
+PARAMETERISATIONS = ("standard", "mupc")
+
+#: Gain of each activation for "xavier" and "orthogonal", as ``torch.nn.init.calculate_gain``
+#: (5/3 for tanh, sqrt(2) for relu): the factor that keeps the variance of the activities
+#: from shrinking layer after layer through ``g``.
+GAINS = {"tanh": 5.0 / 3.0, "relu": float(np.sqrt(2.0)),
+         "leaky_relu": float(np.sqrt(2.0 / (1.0 + LEAKY_SLOPE ** 2))), "sigmoid": 1.0,
+         "identity": 1.0}
+
+
+def mupc_multipliers(sizes):
+    """Per-weight-layer multipliers ``a_l`` of muPC for a network without skip connections.
+
+    ``a_0 = 1/sqrt(n_0)`` (input layer), ``a_l = 1/sqrt(n_l)`` (hidden layers, fan-in
+    ``n_l``), ``a_{N-1} = 1/n_{N-1}`` (output layer, muP's 1/width). One weight layer gets the
+    input layer's ``1/sqrt(n_0)``. See :class:`MLP` for what differs from the paper.
+    """
+    sizes = [int(s) for s in sizes]
+    n_layers = len(sizes) - 1
+    out = [1.0 / np.sqrt(sizes[l]) for l in range(n_layers)]
+    if n_layers >= 2:
+        out[-1] = 1.0 / sizes[-2]
+    return out
 
 
 class _ParamList(list):
@@ -73,6 +101,47 @@ def _npz_member_header(archive, key):
     return tuple(shape), np.dtype(dtype)
 
 
+def check_init(init, param, gain=None):
+    """ValueError unless ``init``, ``param`` and ``gain`` are known and go together."""
+    if init not in WEIGHT_INITS:
+        raise ValueError(f"unknown init {init!r}; choose from {', '.join(WEIGHT_INITS)}")
+    if param not in PARAMETERISATIONS:
+        raise ValueError(f"unknown param {param!r}; choose from "
+                         f"{', '.join(PARAMETERISATIONS)}")
+    if param == "mupc" and init != "pytorch":
+        raise ValueError(f"param='mupc' sets its own initialisation (V ~ N(0, 1)); "
+                         f"init={init!r} cannot be combined with it")
+    if gain is not None:
+        if isinstance(gain, (bool, np.bool_)) or not isinstance(gain, (int, float, np.integer,
+                                                                        np.floating)):
+            raise ValueError(f"gain must be a number, got {gain!r}")
+        if not (np.isfinite(gain) and gain > 0):
+            raise ValueError(f"gain must be finite and > 0, got {gain!r}")
+        if init not in ("xavier", "orthogonal"):
+            raise ValueError(f"gain applies to init='xavier' or 'orthogonal', not to "
+                             f"init={init!r}" + (" with param='mupc'" if param == "mupc"
+                                                 else ""))
+
+
+def resolve_gain(init, activation, gain=None):
+    """The gain ``init`` uses: ``gain``, else ``GAINS[activation]``; None for "pytorch"."""
+    if init not in ("xavier", "orthogonal"):
+        return None
+    return float(GAINS[activation] if gain is None else gain)
+
+
+def orthogonal(rng, n_in, n_out):
+    """A float64 (n_in, n_out) matrix with orthonormal columns (n_in >= n_out) or rows.
+
+    The Q of the QR decomposition of a standard Gaussian matrix, each column multiplied by
+    the sign of R's diagonal so that the result is uniform (Haar) and fixed by ``rng``.
+    """
+    a = rng.standard_normal(size=(max(n_in, n_out), min(n_in, n_out)))
+    q, r = np.linalg.qr(a)
+    q *= np.where(np.diag(r) < 0, -1.0, 1.0)
+    return q if n_in >= n_out else q.T
+
+
 def _check_name(kind, name, registry):
     if name not in registry:
         raise ValueError(f"unknown {kind} {name!r}; choose from {', '.join(sorted(registry))}")
@@ -94,21 +163,66 @@ class MLP:
         squared error (Gaussian output with unit variance).
     dtype : {"float32", "float64"}
     seed : int
-        Seed of the initialisation ``U(-1/sqrt(n_l), 1/sqrt(n_l))`` for W_l and b_l, as
-        PyTorch's ``nn.Linear``.
+        Seed of the initialisation (the same seed always gives the same parameters).
+    init : {"pytorch", "xavier", "orthogonal"}
+        Weight initialisation (drawn in float64 from ``numpy.random.default_rng(seed)``, then
+        cast to ``dtype``):
+
+        - ``"pytorch"`` (default, the paper's, section 3.4.2): ``W_l, b_l ~ U(-1/sqrt(n_l),
+          1/sqrt(n_l))``, as PyTorch's ``nn.Linear``. Its weight variance ``1/(3 n_l)``
+          is a third of the critical ``1/n_l`` of tanh, so the input's signal fades layer
+          by layer: a tanh network of 20 hidden layers stays at chance.
+        - ``"xavier"``: Glorot uniform, ``W_l ~ U(-a, a)`` with ``a = gain *
+          sqrt(6 / (n_l + n_{l+1}))`` (variance ``gain^2 * 2 / (n_l + n_{l+1})``), biases 0.
+        - ``"orthogonal"``: ``W_l = gain * Q`` with ``Q`` from the QR decomposition of a
+          standard Gaussian matrix, signs fixed by ``diag(R)`` (as
+          ``torch.nn.init.orthogonal_``): ``Q^T Q = I`` when ``n_l >= n_{l+1}``, else
+          ``Q Q^T = I``. Biases 0.
+
+        ``gain`` (default ``GAINS[activation]``, PyTorch's ``calculate_gain``: 5/3 for
+        tanh) multiplies every weight layer, the output layer included.
+    gain : float, optional
+        Gain of ``"xavier"`` and ``"orthogonal"`` (an error with the other inits). For
+        predictive coding a smaller gain (1) makes inference better conditioned: the energy's
+        Hessian block of a latent grows with ``||W||^2``.
+    param : {"standard", "mupc"}
+        ``"standard"``: the parameters are the weights. ``"mupc"``: muPC (Innocenti,
+        Achour & Buckley 2025, "muPC: Scaling Predictive Coding to 100+ Layer Networks"),
+        the Depth-muP parameterisation: the trainable parameters are ``V_l ~ N(0, 1)`` and
+        the layer computes ``g(a_l h_l V_l + b_l)`` with the multipliers of
+        :func:`mupc_multipliers` (``1/sqrt(n_0)`` input, ``1/sqrt(width)`` hidden,
+        ``1/width`` output). The multiplier is folded into the stored weights, ``W_l = a_l
+        V_l``, so every kernel (forward, backprop, every PC variant, evaluation) runs
+        unchanged; the :class:`pckernels.training.Optimizer` steps in the ``V`` coordinates
+        (``multipliers``), which makes SGD, momentum, Adam and weight decay act on ``V``
+        exactly as in the paper's parameterisation. ``init`` must be left at its default.
+        What differs from the paper: its networks are residual (``z_l = z_{l-1} + a_l
+        V_l phi(z_{l-1})``) with the depth-dependent hidden multiplier ``1/sqrt(width *
+        depth)``; this MLP has no skip connections, so it takes the rule the paper's code
+        (jpc) uses for networks without skips, ``1/sqrt(width)``, and nothing depends on
+        depth; the paper's layers have no biases, here the biases start at 0 and are
+        trained with multiplier 1; the latents of PC are the post-activation values
+        ``h_l`` here, pre-activations in the paper. Without the skips this is LeCun-normal
+        scaling (gain 1) with a ``1/width`` read-out, and it does not make a deep tanh MLP
+        trainable the way ``"xavier"`` or ``"orthogonal"`` do.
 
     Attributes
     ----------
     weights : list of arrays, ``weights[l]`` of shape (n_l, n_{l+1})
     biases : list of arrays, ``biases[l]`` of shape (n_{l+1},)
         Writable views into the flat buffer ``params``.
+    multipliers : array of shape (n_params,) or None
+        ``param="mupc"``: the multiplier of every parameter in the layout of ``params``
+        (``a_l`` for the entries of ``W_l``, 1 for biases); None for ``"standard"``.
     """
 
-    def __init__(self, sizes, activation="tanh", loss="nll", dtype="float32", seed=0):
+    def __init__(self, sizes, activation="tanh", loss="nll", dtype="float32", seed=0,
+                 init="pytorch", param="standard", gain=None):
         sizes = check_sizes(sizes)
         self.activation_code = _check_name("activation", activation, ACTIVATIONS)
         self.loss_code = _check_name("loss", loss, LOSSES)
         dtype = check_dtype(dtype)
+        check_init(init, param, gain)
         n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
         check_memory(n_params * dtype.itemsize, f"an MLP {'-'.join(map(str, sizes))}")
         self.sizes = np.array(sizes, dtype=np.int64)
@@ -116,6 +230,9 @@ class MLP:
         self.loss = loss
         self.dtype = np.dtype(dtype)
         self.seed = seed
+        self.init = init
+        self.param = param
+        self.gain = resolve_gain(init, activation, gain)
         n_layers = len(sizes) - 1
         self.codes = np.full(n_layers, self.activation_code, dtype=np.int64)
         self.codes[-1] = IDENTITY
@@ -129,6 +246,11 @@ class MLP:
             off += n_in * n_out
             list.append(self.biases, self.params[off:off + n_out])
             off += n_out
+        self.multipliers = None
+        if param == "mupc":
+            self.multipliers = np.ones(self.n_params, dtype=self.dtype)
+            for W, a in zip(self.split(self.multipliers)[0], mupc_multipliers(sizes)):
+                W[...] = a
         self.reset(seed)
         self._workspaces = {}
         ensure_blas_serial()
@@ -138,7 +260,8 @@ class MLP:
 
     def __setstate__(self, state):
         cfg = state["config"]
-        self.__init__(cfg["sizes"], cfg["activation"], cfg["loss"], cfg["dtype"], cfg["seed"])
+        self.__init__(cfg["sizes"], cfg["activation"], cfg["loss"], cfg["dtype"], cfg["seed"],
+                      cfg.get("init", "pytorch"), cfg.get("param", "standard"), cfg.get("gain"))
         self.params[...] = state["params"]
 
     @property
@@ -152,12 +275,27 @@ class MLP:
         return int(np.sum(s[:-1] * s[1:] + s[1:]))
 
     def reset(self, seed=0):
-        """Re-draw all parameters from ``U(-1/sqrt(n_l), 1/sqrt(n_l))``."""
+        """Re-draw all parameters with the network's ``init`` and ``param`` (see the class)."""
         rng = np.random.default_rng(seed)
+        if self.param == "mupc":
+            for W, b, a in zip(self.weights, self.biases, mupc_multipliers(self.sizes)):
+                W[...] = a * rng.standard_normal(size=W.shape)
+                b[...] = 0
+            return
+        gain = self.gain
         for W, b in zip(self.weights, self.biases):
-            bound = 1.0 / np.sqrt(W.shape[0])
-            W[...] = rng.uniform(-bound, bound, size=W.shape)
-            b[...] = rng.uniform(-bound, bound, size=b.shape)
+            n_in, n_out = W.shape
+            if self.init == "pytorch":
+                bound = 1.0 / np.sqrt(n_in)
+                W[...] = rng.uniform(-bound, bound, size=W.shape)
+                b[...] = rng.uniform(-bound, bound, size=b.shape)
+                continue
+            if self.init == "xavier":
+                bound = gain * np.sqrt(6.0 / (n_in + n_out))
+                W[...] = rng.uniform(-bound, bound, size=W.shape)
+            else:
+                W[...] = gain * orthogonal(rng, n_in, n_out)
+            b[...] = 0
 
     def zeros_like_params(self):
         """A zeroed flat buffer in the parameter layout."""
@@ -269,7 +407,8 @@ class MLP:
     def config(self):
         """The architecture as a plain dict (saved with the parameters)."""
         return {"sizes": [int(s) for s in self.sizes], "activation": self.activation,
-                "loss": self.loss, "dtype": str(self.dtype), "seed": self.seed}
+                "loss": self.loss, "dtype": str(self.dtype), "seed": self.seed,
+                "init": self.init, "param": self.param, "gain": self.gain}
 
     def save(self, path):
         """Write the architecture and parameters to an ``.npz`` file, atomically."""
@@ -277,6 +416,8 @@ class MLP:
             np.savez(f, params=self.params, sizes=self.sizes,
                      activation=np.array(self.activation), loss=np.array(self.loss),
                      dtype=np.array(str(self.dtype)), seed=np.array(self.seed),
+                     init=np.array(self.init), param=np.array(self.param),
+                     gain=np.array(np.nan if self.gain is None else self.gain),
                      format=np.array("pckernels-mlp-1"))
         atomic_write(path, write, binary=True)
 
@@ -287,6 +428,8 @@ class MLP:
         Everything is checked before anything large is allocated: the architecture
         (widths, activation, loss, dtype), the parameter count it implies against the
         stored array's header, the memory that needs, and the finiteness of the values.
+        A checkpoint without ``init`` / ``param`` (written before they existed) is a
+        ``"pytorch"`` / ``"standard"`` network.
 
         Raises ``ValueError`` (naming the file) for anything that is not a readable, valid
         pckernels checkpoint: a missing, truncated or corrupt file, another .npz or .npy,
@@ -311,7 +454,14 @@ class MLP:
                 if seed.shape != () or seed.dtype.kind not in "iu":
                     raise ValueError(f"seed must be an integer, got {seed!r}")
                 arch = dict(activation=str(f["activation"]), loss=str(f["loss"]),
-                            dtype=str(f["dtype"]), seed=int(seed))
+                            dtype=str(f["dtype"]), seed=int(seed),
+                            init=str(f["init"]) if "init" in f else "pytorch",
+                            param=str(f["param"]) if "param" in f else "standard")
+                gain = f["gain"] if "gain" in f else np.array(np.nan)
+                if gain.shape != () or gain.dtype.kind != "f":
+                    raise ValueError(f"gain must be a number, got {gain!r}")
+                arch["gain"] = None if np.isnan(gain) else float(gain)
+                check_init(arch["init"], arch["param"], arch["gain"])
                 sizes = check_sizes(sizes.tolist())
                 dtype = check_dtype(arch["dtype"])
                 _check_name("activation", arch["activation"], ACTIVATIONS)
@@ -347,4 +497,9 @@ class MLP:
 
     def __repr__(self):
         arch = "-".join(str(s) for s in self.sizes)
-        return f"MLP({arch}, activation={self.activation!r}, loss={self.loss!r}, dtype={self.dtype})"
+        extra = "".join(f", {k}={v!r}" for k, v, default in
+                        (("init", self.init, "pytorch"), ("param", self.param, "standard"),
+                         ("gain", self.gain, None))
+                        if v != default)
+        return (f"MLP({arch}, activation={self.activation!r}, loss={self.loss!r}, "
+                f"dtype={self.dtype}{extra})")

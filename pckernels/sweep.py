@@ -40,7 +40,7 @@ from .config import get_threads, set_threads
 from .data import load_dataset, train_val_split
 from .io import atomic_write_json, atomic_write_text, environment
 from .kernels import ACTIVATIONS, LOSSES
-from .model import DTYPES, MLP
+from .model import DTYPES, MLP, check_init, resolve_gain
 from .pc import SCHEDULES, PCRunner
 from .training import ALGORITHMS, OPTIMIZERS, DivergenceError, History, PCSettings, train
 
@@ -54,6 +54,9 @@ CSV_COLUMNS = {
     "steps": "T = max(1, round_half_up(ratio * L)) inference steps that ran (empty for backprop)",
     "step_size": "inference step size gamma (empty for backprop)",
     "seed": "seed of initialisation, shuffling and the validation split",
+    "init": "weight initialisation (pytorch, xavier, orthogonal)",
+    "param": "parameterisation (standard, mupc)",
+    "gain": "gain of the xavier or orthogonal initialisation (empty for the others)",
     "epoch": "epoch, 1-based",
     "train_loss": "mean training loss over the epoch's batches",
     "cosine": "mean over the epoch's batches of cosine(update, backprop gradient) at the same "
@@ -136,6 +139,9 @@ class SweepConfig:
     epochs: int = 10
     precision_ratio: float = 1.0
     schedule: str = "serial"
+    init: str = "pytorch"
+    param: str = "standard"
+    gain: float = None
 
     def __post_init__(self):
         def norm(name, values, kind, check, what):
@@ -171,6 +177,12 @@ class SweepConfig:
             raise SweepError(f"optimizer must be one of {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
             raise SweepError(f"schedule must be one of {', '.join(SCHEDULES)}")
+        try:
+            check_init(self.init, self.param, self.gain)
+        except ValueError as exc:
+            raise SweepError(str(exc)) from None
+        if self.gain is not None:
+            object.__setattr__(self, "gain", float(self.gain))  # 1 and 1.0: one settings hash
         for name in ("width", "batch_size", "epochs"):
             if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
                 raise SweepError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
@@ -220,9 +232,17 @@ class SweepConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
     def comparable(self):
-        """The settings that must match to resume: everything but where the data lives."""
+        """The settings that must match to resume: everything but where the data lives.
+
+        ``init``, ``param`` and ``gain`` appear only when not at their defaults, so that a
+        folder written before they existed (which used the defaults) still resumes, with its
+        cells.
+        """
         d = self.to_dict()
         d.pop("data_dir")
+        for name, default in (("init", "pytorch"), ("param", "standard"), ("gain", None)):
+            if d[name] == default:
+                d.pop(name)
         return d
 
     def settings_hash(self):
@@ -268,7 +288,7 @@ def run_cell(cell, config, threads=None):
             config.dataset, config.data_dir, config.val_fraction, cell.seed, config.dtype)
         sizes = [X_tr.shape[1]] + [config.width] * cell.depth + [n_classes]
         net = MLP(sizes, activation=config.activation, loss=config.loss, dtype=config.dtype,
-                  seed=cell.seed)
+                  seed=cell.seed, init=config.init, param=config.param, gain=config.gain)
         pc = None
         if cell.algo != "bp":
             pc = PCSettings(steps=cell.steps, step_size=cell.step_size,
@@ -335,7 +355,8 @@ def prepare(out_dir, config, force=False):
         new = config.comparable()
         if old != new:
             if not force:
-                changed = sorted(k for k in new if old is None or old.get(k) != new.get(k))
+                changed = sorted(k for k in set(new) | set(old or {})
+                                 if old is None or old.get(k) != new.get(k))
                 raise SweepError(
                     f"{out} holds a sweep with a different configuration (changed: "
                     f"{', '.join(changed) or 'unreadable'}); use another folder, or reuse "
@@ -377,6 +398,8 @@ def build_rows(config, records):
             rows.append({
                 "cell": cell.name, "algo": cell.algo, "depth": cell.depth, "ratio": ratio,
                 "steps": cell.steps, "step_size": cell.step_size, "seed": cell.seed,
+                "init": config.init, "param": config.param,
+                "gain": resolve_gain(config.init, config.activation, config.gain),
                 "epoch": e.get("epoch"), "train_loss": e.get("train_loss"),
                 "cosine": e.get("cosine"),
                 "layer_cosine": ";".join(_fmt(v) for v in layer) if layer else "",

@@ -19,7 +19,13 @@ class DivergenceError(RuntimeError):
 
 
 class Optimizer:
-    """SGD with momentum or Adam over the flat parameter buffer (PyTorch semantics)."""
+    """SGD with momentum or Adam over the flat parameter buffer (PyTorch semantics).
+
+    For a network with ``multipliers`` (``param="mupc"``: ``W = a V``) the step is taken in
+    the trainable coordinates ``V = W / a`` with the gradient ``a dL/dW``, then mapped back,
+    so that the learning rate, momentum, Adam's moments and weight decay are those of ``V``
+    (the parameterisation's definition); the kernels need not know.
+    """
 
     def __init__(self, net, name="sgd", lr=0.01, momentum=0.9, weight_decay=0.0,
                  betas=(0.9, 0.999), eps=1e-8):
@@ -36,6 +42,8 @@ class Optimizer:
         self.state1 = net.zeros_like_params()
         self.state2 = net.zeros_like_params() if name == "adam" else None
         self.t = 0
+        self.multipliers = getattr(net, "multipliers", None)
+        self.scaled_grad = net.zeros_like_params() if self.multipliers is not None else None
 
     def warm_up(self):
         """Compile the update kernel on scratch copies (parameters and state untouched)."""
@@ -48,8 +56,17 @@ class Optimizer:
                        self.betas[0], self.betas[1], self.eps, self.weight_decay)
 
     def step(self, grad):
-        """Apply one update with gradient ``grad`` (flat layout)."""
+        """Apply one update with gradient ``grad`` (flat layout; left unchanged)."""
         self.t += 1
+        a = self.multipliers
+        if a is not None:
+            grad = np.multiply(grad, a, out=self.scaled_grad)
+            np.divide(self.net.params, a, out=self.net.params)
+        self._step(grad)
+        if a is not None:
+            np.multiply(self.net.params, a, out=self.net.params)
+
+    def _step(self, grad):
         if self.name == "sgd":
             _sgd_step(self.net.params, grad, self.state1, self.lr, self.momentum,
                       self.weight_decay)

@@ -42,7 +42,9 @@ TRAIN_OPTIONS = {
     "--dataset": ["tiny.npz", "missing.npz", "tiny.npz", "corrupt.npz", "bogus"],
     "--epochs": ["1", "0"],
     "--schedule": ["serial", "layers", "nope"],
-    "--init": ["forward", "zeros", "random"],
+    "--init": ["forward", "zeros", "random", "xavier", "orthogonal"],
+    "--latent-init": ["forward", "zeros", "random"],
+    "--param": ["standard", "mupc", "mup"],
     "--data-dir": [".", "nowhere"],
 }
 
@@ -61,6 +63,8 @@ SWEEP_OPTIONS = {
     "--max-memory": ["1G", "1K"],
     "--dataset": ["tiny.npz", "corrupt.npz"],
     "--out": ["out", "tiny.npz/out", ""],
+    "--init": ["pytorch", "orthogonal", "forward", "he"],
+    "--param": ["standard", "mupc"],
 }
 
 
