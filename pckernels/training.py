@@ -239,7 +239,7 @@ def _check_eval_set(net, X, y, name):
 def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=None, *,
           algo="bp", pc=None, epochs=10, batch_size=64, optimizer="sgd", lr=0.05,
           momentum=0.9, weight_decay=0.0, seed=0, cosine=False, history=None,
-          on_batch=None, on_epoch=None, on_warning=None):
+          on_batch=None, on_epoch=None, on_warning=None, shuffle=True):
     """Train ``net`` in place with shuffled mini-batches.
 
     Parameters
@@ -254,11 +254,15 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
         mean cosine similarity of the update with it (global and per layer).
     history : History, optional
         Appended to as epochs finish, so a caller keeps what was done if interrupted.
-    on_batch : callable(n_samples_done), optional; on_epoch : callable(EpochMetrics), optional
+    on_batch : callable(n_samples_done), optional
+    on_epoch : callable(EpochMetrics), optional
+        Called after each epoch; training stops there when it returns True.
     on_warning : callable(str), optional
         Receives each warning (inference raised the energy, training collapsed); by default
         they are issued as :class:`TrainingWarning`. They are also kept in
         ``history.warnings``.
+    shuffle : bool, default True
+        Visit the training samples in a new random order each epoch (else in order).
 
     Returns
     -------
@@ -326,7 +330,7 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
     epoch_backup = net.params.copy()
     for epoch in range(1, int(epochs) + 1):
         start = time.perf_counter()
-        perm = rng.permutation(n)
+        perm = rng.permutation(n) if shuffle else np.arange(n)
         total, cos_sum, n_batches = 0.0, 0.0, 0
         layer_sum = np.zeros(net.n_layers)
         for b0 in range(0, n, batch_size):
@@ -391,8 +395,8 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
         if np.isfinite(acc) and (best_acc is None or acc > best_acc[0]):
             best_acc = (acc, epoch)
         history.epochs.append(m)
-        if on_epoch is not None:
-            on_epoch(m)
+        if on_epoch is not None and on_epoch(m) is True:
+            break
     return history
 
 
