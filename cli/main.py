@@ -33,6 +33,8 @@ class LazyGroup(click.Group):
     lazy = {
         "bench": ("pckernels_cli.bench", "bench"),
         "complexity": ("pckernels_cli.bench", "complexity"),
+        "eval": ("pckernels_cli.evaluate", "eval_cmd"),
+        "predict": ("pckernels_cli.evaluate", "predict_cmd"),
         "sweep": ("pckernels_cli.sweep", "sweep"),
         "plot": ("pckernels_cli.sweep", "plot"),
     }
