@@ -6,6 +6,7 @@ import time
 
 try:  # Ctrl-C during the (slow) imports: one line, not a traceback from deep in NumPy
     import click
+    import numpy as np
 
     import pckernels
     from pckernels.config import get_threads, set_threads
@@ -13,12 +14,14 @@ try:  # Ctrl-C during the (slow) imports: one line, not a traceback from deep in
     from pckernels.io import atomic_write_json, environment
     from pckernels.memory import (MemoryLimitError, check_memory, describe_sizes,
                                   training_bytes)
+    from pckernels.checkpoint import save_checkpoint
     from pckernels.model import MLP
     from pckernels.training import DivergenceError, History, Optimizer, PCSettings, train
 
     from .common import (check_writable, data_options, finite, is_tty, memory_option,
                          model_options, optimizer_options, parse_hidden, pc_options,
                          seed_range, warn_unused)
+    from .resume import check_resume, resume_option, run_settings
 except KeyboardInterrupt:
     sys.stderr.write("Error: interrupted\n")
     sys.exit(130)
@@ -109,20 +112,25 @@ def _row(cells, widths):
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write a machine-readable summary here.")
 @click.option("--save", type=click.Path(dir_okay=False), default=None,
-              help="Save the trained network (.npz).")
+              help="Save the trained network (.npz), with the state --resume needs.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar [default: on when stderr is a terminal].")
 @memory_option
+@resume_option
 def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, algo, steps,
               step_size, precision_ratio, pc_init, schedule, no_skip, tol, optimizer, lr,
               momentum, weight_decay, batch_size, epochs, val_fraction, seed, cosine,
-              json_path, save, progress, max_memory):
+              json_path, save, progress, max_memory, resume):
     """Train an MLP with backprop or a predictive-coding variant.
 
     With no options: a 64x2 tanh MLP trained by backprop on scikit-learn's digits.
     """
     bp = algo == "bp"
-    warn_unused(click.get_current_context(), [
+    ctx = click.get_current_context()
+    resume_path, checkpoint = resume if resume is not None else (None, None)
+    if checkpoint is not None:
+        check_resume(ctx, checkpoint, epochs)
+    warn_unused(ctx, [
         ("steps", "--steps", not bp, "to --algo bp"),
         ("step_size", "--step-size", not bp, "to --algo bp"),
         ("precision_ratio", "--precision-ratio", algo == "scaled",
@@ -174,6 +182,14 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, algo,
         Optimizer(net, optimizer, lr, momentum, weight_decay)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    rng = np.random.default_rng(seed)  # the shuffling stream, saved with --save
+    if checkpoint is not None:
+        if list(checkpoint.net.sizes) != sizes:
+            raise click.ClickException(f"{resume_path} holds an MLP "
+                                       f"{'-'.join(map(str, checkpoint.net.sizes))} but "
+                                       f"{ds.name} needs {'-'.join(map(str, sizes))}")
+        net.params[...] = checkpoint.net.params
+        rng = checkpoint.generator()
 
     config = {"dataset": ds.name, "source": ds.source, "sizes": sizes,
               "activation": activation, "loss": loss, "dtype": dtype, "algo": algo,
@@ -181,6 +197,8 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, algo,
               "weight_decay": weight_decay, "batch_size": batch_size, "epochs": epochs,
               "val_fraction": val_fraction, "seed": seed, "cosine": cosine,
               "n_train": int(len(y_tr)), "n_val": int(len(y_val)), "n_test": int(len(ds.y_test))}
+    if checkpoint is not None:
+        config["resumed_from"] = {"checkpoint": resume_path, "epoch": checkpoint.epoch}
     if resolved is not None:
         config["pc"] = {"steps": resolved.steps, "step_size": resolved.step_size,
                         "precision_ratio": resolved.precision_ratio, "init": resolved.init,
@@ -204,7 +222,9 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, algo,
         if show_bar and bar is None:
             # created at the first batch, after the kernels compiled, so that its time
             # estimate measures training only
-            bar = click.progressbar(length=len(y_tr), label="epoch 1", file=sys.stderr)
+            first = checkpoint.epoch + 1 if checkpoint else 1
+            bar = click.progressbar(length=len(y_tr), label=f"epoch {first}",
+                                    file=sys.stderr)
         if bar is not None:
             bar.update(n)
 
@@ -232,8 +252,10 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, algo,
     try:
         train(net, X_tr, y_tr, X_val, y_val, ds.X_test, ds.y_test, algo=algo, pc=pc,
               epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
-              momentum=momentum, weight_decay=weight_decay, seed=seed, cosine=cosine,
-              history=history, on_batch=on_batch, on_epoch=on_epoch, on_warning=on_warning)
+              momentum=momentum, weight_decay=weight_decay, seed=rng, cosine=cosine,
+              history=history, on_batch=on_batch, on_epoch=on_epoch, on_warning=on_warning,
+              start_epoch=checkpoint.epoch + 1 if checkpoint else 1,
+              optimizer_state=checkpoint.optimizer_state if checkpoint else None)
     except DivergenceError as exc:
         status, error = "diverged", str(exc)
     except KeyboardInterrupt:
@@ -257,7 +279,8 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, algo,
     if save and status == "completed":
         try:
             os.makedirs(os.path.dirname(os.path.abspath(save)), exist_ok=True)
-            net.save(save)
+            save_checkpoint(save, net, final.epoch, rng, history.optimizer,
+                            run_settings(ctx))
         except OSError as exc:
             status, error = "failed", f"cannot write {save}: {exc.strerror or exc}"
             summary.update(status=status, error=error)
