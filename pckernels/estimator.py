@@ -253,7 +253,6 @@ class _BaseMLP(BaseEstimator):
         self._batching(s, X.shape[0])
         best_params = self.net_.params.copy()
         self.n_iter_ = 0
-        self._trainer = None
 
         def on_epoch(m):
             self.n_iter_ += 1
@@ -280,11 +279,16 @@ class _BaseMLP(BaseEstimator):
                       f"{self.n_iter_no_change} consecutive epochs. Stopping.")
             return stop
 
-        train(self.net_, self._as_input(X), targets, algo=self.algorithm, pc=s["pc"],
-              epochs=s["max_iter"], batch_size=s["batch_size"], optimizer=s["solver"],
-              lr=s["lr"], momentum=self.momentum, weight_decay=s["weight_decay"],
-              seed=int(rng.randint(_INT32_MAX)), shuffle=bool(self.shuffle),
-              on_epoch=on_epoch)
+        update, shuffle = self._new_trainer(s, rng)
+        history = train(self.net_, self._as_input(X), targets, algo=self.algorithm,
+                        pc=s["pc"], epochs=s["max_iter"], batch_size=s["batch_size"],
+                        optimizer=s["solver"], lr=s["lr"], momentum=self.momentum,
+                        weight_decay=s["weight_decay"], seed=shuffle,
+                        shuffle=bool(self.shuffle), on_epoch=on_epoch)
+        # partial_fit continues with this run's optimizer state and shuffling, as
+        # scikit-learn's does
+        update.opt.load_state_dict(history.optimizer.state_dict())
+        self._trainer = update, shuffle
         converged = self._no_improvement_count > self.n_iter_no_change
         if self.early_stopping:
             self.net_.params[:] = best_params
@@ -309,7 +313,7 @@ class _BaseMLP(BaseEstimator):
             self.validation_scores_ = self.best_validation_score_ = None
             self.n_iter_ = 0
         if getattr(self, "_trainer", None) is None:
-            # after fit() or unpickling: a fresh optimizer state
+            # after unpickling: a fresh optimizer state
             self._trainer = self._new_trainer(s, check_random_state(self.random_state))
         update, shuffle = self._trainer
         net = self.net_
@@ -334,7 +338,7 @@ class _BaseMLP(BaseEstimator):
         return self
 
     def _new_trainer(self, s, rng):
-        """(update function, shuffling generator) for partial_fit.
+        """(update function, shuffling generator) for partial_fit and fit.
 
         Called after the network drew its seed from ``rng``, so that a first partial_fit
         shuffles exactly as a one-epoch fit does.
@@ -361,7 +365,7 @@ class _BaseMLP(BaseEstimator):
     def __getstate__(self):
         # An MLP's weights are views into its flat buffer, which pickle does not preserve:
         # store the architecture and the parameters and rebuild the network on load. The
-        # optimizer state of partial_fit is not kept (the next call starts a fresh one).
+        # optimizer state is not kept (a partial_fit after loading starts a fresh one).
         state = dict(super().__getstate__())
         state.pop("_trainer", None)
         net = state.pop("net_", None)

@@ -362,3 +362,14 @@ def test_regressor_early_stopping_uses_r2():
                       batch_size=32).fit(X, Y[:, 0])
     assert reg.best_validation_score_ == max(reg.validation_scores_) > 0.8
     assert reg.n_iter_ < 200
+
+
+def test_partial_fit_after_fit_continues_the_run(digits):
+    """fit for 2 epochs then partial_fit once == fit for 3 epochs (the optimizer state and
+    the shuffling stream carry over, as in scikit-learn)."""
+    X, y, _, _ = digits
+    kw = dict(OLD, hidden_layer_sizes=(8,), solver="adam", learning_rate_init=0.01)
+    a = PCClassifier(max_iter=2, **kw).fit(X, y).partial_fit(X, y)
+    b = PCClassifier(max_iter=3, **kw).fit(X, y)
+    np.testing.assert_array_equal(a.net_.params, b.net_.params)
+    assert a.loss_curve_ == b.loss_curve_
