@@ -237,6 +237,9 @@ class _BaseMLP(BaseEstimator):
         if not warm:
             self._new_network(X.shape[1], n_outputs, s, rng)
             self.loss_curve_ = []
+        mode_changed = warm and (self.validation_scores_ is None) == bool(self.early_stopping)
+        if not warm or mode_changed:
+            # a fresh stopping state (also when warm_start switches early_stopping)
             self._no_improvement_count = 0
             if self.early_stopping:
                 self.validation_scores_, self.best_validation_score_ = [], -np.inf
@@ -457,7 +460,7 @@ _ATTRIBUTES_DOC = """
     intercepts_ : list of ndarray
         ``intercepts_[l]`` of shape (n_{l+1},), views into ``net_.params``.
     n_iter_ : int
-        Epochs run by the last :meth:`fit`, or the :meth:`partial_fit` calls so far.
+        Epochs run by the last :meth:`fit`, plus one per :meth:`partial_fit` call since.
     n_layers_, n_outputs_ : int
     out_activation_ : str
     loss_curve_ : list of float

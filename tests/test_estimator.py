@@ -373,3 +373,12 @@ def test_partial_fit_after_fit_continues_the_run(digits):
     b = PCClassifier(max_iter=3, **kw).fit(X, y)
     np.testing.assert_array_equal(a.net_.params, b.net_.params)
     assert a.loss_curve_ == b.loss_curve_
+
+
+def test_warm_start_may_switch_early_stopping_on_and_off(digits):
+    X, y, _, _ = digits
+    clf = PCClassifier(hidden_layer_sizes=(8,), max_iter=2, warm_start=True, **OLD).fit(X, y)
+    clf.set_params(early_stopping=True).fit(X, y)
+    assert len(clf.validation_scores_) == 2 and clf.best_loss_ is None
+    clf.set_params(early_stopping=False).fit(X, y)
+    assert clf.validation_scores_ is None and clf.best_loss_ == min(clf.loss_curve_[-2:])
