@@ -95,14 +95,16 @@ def _table(header, rows):
 def _shape_options(f):
     """--width, --inputs, --outputs, --batch, --dtype: the network both commands time."""
     for option in reversed([
-            click.option("--width", type=click.IntRange(min=1), default=64, show_default=True),
+            click.option("--width", type=click.IntRange(min=1), default=64, show_default=True,
+                         help="Width of every hidden layer."),
             click.option("--inputs", type=click.IntRange(min=1), default=784,
-                         show_default=True),
+                         show_default=True, help="Input features n_0 (784: MNIST's)."),
             click.option("--outputs", type=click.IntRange(min=2), default=10,
-                         show_default=True),
-            click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True),
+                         show_default=True, help="Output units (classes)."),
+            click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True,
+                         help="Rows of the random batch the timed steps use."),
             click.option("--dtype", type=click.Choice(DTYPES), default="float32",
-                         show_default=True)]):
+                         show_default=True, help="Floating-point type of the networks.")]):
         f = option(f)
     return f
 
@@ -126,7 +128,8 @@ def _set_threads_or_fail(threads):
               help="Parallel schedule of PC inference in the training steps.")
 @click.option("--steps", type=click.IntRange(min=0), default=None,
               help="Inference steps T, the state updates of every variant [default: L].")
-@click.option("--step-size", type=float, default=1.0, show_default=True)
+@click.option("--step-size", type=float, default=1.0, show_default=True,
+              help="Inference step size gamma of the PC variants.")
 @click.option("--algos", default="bp,fpa,zil", show_default=True,
               help="bp and PC variants (vpc, scaled, fpa, zil) to time.")
 @click.option("--no-skip", is_flag=True,
@@ -136,7 +139,8 @@ def _set_threads_or_fail(threads):
               help=REPEATS_HELP)
 @click.option("--compare", default="", show_default=True,
               help="Baselines: numpy,sklearn,torch,jax (missing packages are skipped).")
-@click.option("--lr", type=float, default=0.01, show_default=True)
+@click.option("--lr", type=float, default=0.01, show_default=True,
+              help="Learning rate of the timed SGD-momentum updates.")
 @click.option("--epoch-samples", type=click.IntRange(min=1), default=60000, show_default=True,
               help="Samples per epoch for the sklearn comparison.")
 @click.option("--quick", is_flag=True,
@@ -278,17 +282,19 @@ def format_depth(res, cfg):
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="P, the threads of the parallel schedules [default: all].")
 @click.option("--algo", type=click.Choice(("fpa", "zil", "vpc")), default="fpa",
-              show_default=True)
+              show_default=True, help="The PC variant whose inference is costed and timed.")
 @click.option("--steps", type=click.IntRange(min=0), default=None,
               help="Inference steps T, the state updates of every variant [default: L].")
-@click.option("--step-size", type=float, default=1.0, show_default=True)
+@click.option("--step-size", type=float, default=1.0, show_default=True,
+              help="Inference step size gamma.")
 @click.option("--tol", type=float, default=1e-6, show_default=True,
               help="Convergence tolerance of the per-layer counts.")
 @click.option("--count-batch", type=click.IntRange(min=1), default=8, show_default=True,
               help="Rows of the random batch the per-layer counts use.")
 @click.option("--repeats", type=click.IntRange(min=1), default=7, show_default=True,
               help=REPEATS_HELP)
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="Write all results here.")
 def complexity(depth, width, inputs, outputs, batch, dtype, threads, algo, steps, step_size,
                tol, count_batch, repeats, json_path):
     """The paper's cost model next to measured times, per-layer counts and wasted work.

@@ -193,7 +193,8 @@ def model_options(f):
     f = click.option("--threads", type=click.IntRange(min=1), default=None,
                      help="Threads for Numba kernels and BLAS (default: all cores).")(f)
     f = click.option("--dtype", type=click.Choice(DTYPES), default="float32",
-                     show_default=True)(f)
+                     show_default=True,
+                     help="Floating-point type of the parameters, activations and data.")(f)
     f = click.option("--loss", type=click.Choice(sorted(LOSSES)), default="nll",
                      show_default=True, help="nll: log-softmax + NLL; mse: 1/2 squared error.")(f)
     f = click.option("--activation", type=click.Choice(sorted(ACTIVATIONS)), default="tanh",
@@ -235,13 +236,16 @@ def pc_options(f):
 def optimizer_options(f):
     opts = [
         click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0,
-                     show_default=True, callback=finite),
+                     show_default=True, callback=finite,
+                     help="L2 penalty: weight_decay * params is added to the gradient "
+                          "(PyTorch's weight_decay)."),
         click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.9,
                      show_default=True, callback=finite, help="SGD momentum."),
         click.option("--lr", type=float, default=0.05, show_default=True, callback=positive(),
                      help="Learning rate."),
         click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="sgd",
-                     show_default=True),
+                     show_default=True,
+                     help="sgd (with --momentum) or adam, with PyTorch's semantics."),
     ]
     for o in opts:
         f = o(f)

@@ -6,6 +6,7 @@ import time
 
 try:  # Ctrl-C during the (slow) imports: one line, not a traceback from deep in NumPy
     import click
+    import numpy as np
 
     import pckernels
     from pckernels.config import get_threads, set_threads
@@ -13,12 +14,14 @@ try:  # Ctrl-C during the (slow) imports: one line, not a traceback from deep in
     from pckernels.io import atomic_write_json, environment
     from pckernels.memory import (MemoryLimitError, check_memory, describe_sizes,
                                   training_bytes)
+    from pckernels.checkpoint import save_checkpoint
     from pckernels.model import MLP, check_init
     from pckernels.training import DivergenceError, History, Optimizer, PCSettings, train
 
     from .common import (check_writable, data_options, finite, is_tty, memory_option,
                          model_options, optimizer_options, parse_hidden, pc_options,
                          seed_range, split_init, warn_unused)
+    from .resume import check_resume, resume_option, run_settings
 except KeyboardInterrupt:
     sys.stderr.write("Error: interrupted\n")
     sys.exit(130)
@@ -33,6 +36,8 @@ class LazyGroup(click.Group):
     lazy = {
         "bench": ("pckernels_cli.bench", "bench"),
         "complexity": ("pckernels_cli.bench", "complexity"),
+        "eval": ("pckernels_cli.evaluate", "eval_cmd"),
+        "predict": ("pckernels_cli.evaluate", "predict_cmd"),
         "sweep": ("pckernels_cli.sweep", "sweep"),
         "plot": ("pckernels_cli.sweep", "plot"),
         "theory": ("pckernels_cli.theory", "theory"),
@@ -93,8 +98,10 @@ def _row(cells, widths):
 @model_options
 @pc_options
 @optimizer_options
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Samples per mini-batch (one parameter update each).")
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Passes over the training set.")
 @click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1,
               show_default=True, callback=finite,
               help="Share of the training set held out for validation.")
@@ -106,14 +113,15 @@ def _row(cells, widths):
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write a machine-readable summary here.")
 @click.option("--save", type=click.Path(dir_okay=False), default=None,
-              help="Save the trained network (.npz).")
+              help="Save the trained network (.npz), with the state --resume needs.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar [default: on when stderr is a terminal].")
 @memory_option
+@resume_option
 def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init, gain, param,
               algo, steps, step_size, precision_ratio, pc_init, schedule, no_skip, tol,
               optimizer, lr, momentum, weight_decay, batch_size, epochs, val_fraction, seed,
-              cosine, json_path, save, progress, max_memory):
+              cosine, json_path, save, progress, max_memory, resume):
     """Train an MLP with backprop or a predictive-coding variant.
 
     With no options: a 64x2 tanh MLP trained by backprop on scikit-learn's digits.
@@ -128,6 +136,9 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
     if latent_given and algo not in ("vpc", "scaled"):
         click.echo(f"warning: --latent-init does not apply to --algo {algo} (only to vpc and "
                    "scaled); ignored", err=True)
+    resume_path, checkpoint = resume if resume is not None else (None, None)
+    if checkpoint is not None:
+        check_resume(ctx, checkpoint, epochs)
     warn_unused(ctx, [
         ("steps", "--steps", not bp, "to --algo bp"),
         ("step_size", "--step-size", not bp, "to --algo bp"),
@@ -180,6 +191,14 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
         Optimizer(net, optimizer, lr, momentum, weight_decay)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    rng = np.random.default_rng(seed)  # the shuffling stream, saved with --save
+    if checkpoint is not None:
+        if list(checkpoint.net.sizes) != sizes:
+            raise click.ClickException(f"{resume_path} holds an MLP "
+                                       f"{'-'.join(map(str, checkpoint.net.sizes))} but "
+                                       f"{ds.name} needs {'-'.join(map(str, sizes))}")
+        net.params[...] = checkpoint.net.params
+        rng = checkpoint.generator()
 
     config = {"dataset": ds.name, "source": ds.source, "sizes": sizes,
               "activation": activation, "loss": loss, "dtype": dtype, "init": init,
@@ -188,6 +207,8 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
               "weight_decay": weight_decay, "batch_size": batch_size, "epochs": epochs,
               "val_fraction": val_fraction, "seed": seed, "cosine": cosine,
               "n_train": int(len(y_tr)), "n_val": int(len(y_val)), "n_test": int(len(ds.y_test))}
+    if checkpoint is not None:
+        config["resumed_from"] = {"checkpoint": resume_path, "epoch": checkpoint.epoch}
     if resolved is not None:
         config["pc"] = {"steps": resolved.steps, "step_size": resolved.step_size,
                         "precision_ratio": resolved.precision_ratio, "init": resolved.init,
@@ -215,7 +236,9 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
         if show_bar and bar is None:
             # created at the first batch, after the kernels compiled, so that its time
             # estimate measures training only
-            bar = click.progressbar(length=len(y_tr), label="epoch 1", file=sys.stderr)
+            first = checkpoint.epoch + 1 if checkpoint else 1
+            bar = click.progressbar(length=len(y_tr), label=f"epoch {first}",
+                                    file=sys.stderr)
         if bar is not None:
             bar.update(n)
 
@@ -243,8 +266,10 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
     try:
         train(net, X_tr, y_tr, X_val, y_val, ds.X_test, ds.y_test, algo=algo, pc=pc,
               epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
-              momentum=momentum, weight_decay=weight_decay, seed=seed, cosine=cosine,
-              history=history, on_batch=on_batch, on_epoch=on_epoch, on_warning=on_warning)
+              momentum=momentum, weight_decay=weight_decay, seed=rng, cosine=cosine,
+              history=history, on_batch=on_batch, on_epoch=on_epoch, on_warning=on_warning,
+              start_epoch=checkpoint.epoch + 1 if checkpoint else 1,
+              optimizer_state=checkpoint.optimizer_state if checkpoint else None)
     except DivergenceError as exc:
         status, error = "diverged", str(exc)
     except KeyboardInterrupt:
@@ -268,7 +293,8 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
     if save and status == "completed":
         try:
             os.makedirs(os.path.dirname(os.path.abspath(save)), exist_ok=True)
-            net.save(save)
+            save_checkpoint(save, net, final.epoch, rng, history.optimizer,
+                            run_settings(ctx))
         except OSError as exc:
             status, error = "failed", f"cannot write {save}: {exc.strerror or exc}"
             summary.update(status=status, error=error)

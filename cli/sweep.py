@@ -77,14 +77,18 @@ CSV columns:
               help="Units per hidden layer.")
 @click.option("--activation", type=click.Choice(sorted(ACTIVATIONS)), default="tanh",
               show_default=True, help="Hidden activation.")
-@click.option("--loss", type=click.Choice(sorted(LOSSES)), default="nll", show_default=True)
-@click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True)
+@click.option("--loss", type=click.Choice(sorted(LOSSES)), default="nll", show_default=True,
+              help="nll: log-softmax + NLL; mse: 1/2 squared error.")
+@click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True,
+              help="Floating-point type of the parameters, activations and data.")
 @init_option
 @gain_option
 @param_option
 @optimizer_options
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Samples per mini-batch (one parameter update each).")
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Passes over the training set of every run.")
 @click.option("--precision-ratio", type=float, default=1.0, show_default=True,
               callback=positive(), help="scaled: k, the hidden precisions.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,

@@ -1,7 +1,7 @@
 """pckernels: backpropagation and predictive coding on the CPU with hand-written Numba kernels.
 
 The public API: :class:`MLP`, :func:`backprop`, :func:`pc_infer`, :func:`train`,
-:class:`PCClassifier`, :func:`load_dataset`.
+:class:`PCClassifier`, :class:`PCRegressor`, :func:`load_dataset`.
 """
 __version__ = "0.1.0"
 
@@ -18,12 +18,12 @@ from .data import load_dataset, Dataset, DataError
 __all__ += ["pc_infer", "PCResult", "PCTrace", "VARIANTS", "train", "History", "PCSettings",
             "DivergenceError", "load_dataset", "Dataset", "DataError"]
 
-__all__ += ["PCClassifier"]
+__all__ += ["PCClassifier", "PCRegressor"]
 
 
 def __getattr__(name):
     # scikit-learn's estimator machinery takes seconds to import; load it on first use.
-    if name == "PCClassifier":
-        from .estimator import PCClassifier
-        return PCClassifier
+    if name in ("PCClassifier", "PCRegressor"):
+        from . import estimator
+        return getattr(estimator, name)
     raise AttributeError(f"module 'pckernels' has no attribute {name!r}")

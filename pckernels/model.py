@@ -410,15 +410,19 @@ class MLP:
                 "loss": self.loss, "dtype": str(self.dtype), "seed": self.seed,
                 "init": self.init, "param": self.param, "gain": self.gain}
 
-    def save(self, path):
-        """Write the architecture and parameters to an ``.npz`` file, atomically."""
+    def save(self, path, **extra):
+        """Write the architecture and parameters to an ``.npz`` file, atomically.
+
+        ``extra`` arrays are stored beside them (a training checkpoint's state);
+        :meth:`load` ignores them.
+        """
         def write(f):
             np.savez(f, params=self.params, sizes=self.sizes,
                      activation=np.array(self.activation), loss=np.array(self.loss),
                      dtype=np.array(str(self.dtype)), seed=np.array(self.seed),
                      init=np.array(self.init), param=np.array(self.param),
                      gain=np.array(np.nan if self.gain is None else self.gain),
-                     format=np.array("pckernels-mlp-1"))
+                     format=np.array("pckernels-mlp-1"), **extra)
         atomic_write(path, write, binary=True)
 
     @classmethod

@@ -55,6 +55,33 @@ class Optimizer:
             _adam_step(params, grad, self.state1.copy(), self.state2.copy(), 1, self.lr,
                        self.betas[0], self.betas[1], self.eps, self.weight_decay)
 
+    def state_dict(self):
+        """The state a resumed run needs: ``{"t", "state1", "state2"}`` (copies; state2
+        is None for sgd)."""
+        return {"t": self.t, "state1": self.state1.copy(),
+                "state2": None if self.state2 is None else self.state2.copy()}
+
+    def load_state_dict(self, state):
+        """Continue from a :meth:`state_dict` of an optimizer of the same kind and size.
+
+        Raises ValueError if the arrays do not fit (shape, finiteness) or one is missing.
+        """
+        t = state.get("t")
+        if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 0:
+            raise ValueError(f"optimizer step count must be an integer >= 0, got {t!r}")
+        for name, own in (("state1", self.state1), ("state2", self.state2)):
+            if own is None:
+                continue
+            value = state.get(name)
+            if value is None:
+                raise ValueError(f"the {self.name} optimizer state has no {name}")
+            value = np.asarray(value)
+            if value.shape != own.shape or not np.all(np.isfinite(value)):
+                raise ValueError(f"optimizer {name} must be finite with shape {own.shape}, "
+                                 f"got shape {value.shape}")
+            own[...] = value
+        self.t = int(t)
+
     def step(self, grad):
         """Apply one update with gradient ``grad`` (flat layout; left unchanged)."""
         self.t += 1
@@ -118,6 +145,7 @@ class History:
     interrupted: bool = False
     compile_seconds: float = 0.0    # compiling / loading kernels, before the first epoch
     warnings: list = field(default_factory=list)
+    optimizer: object = None        # the run's Optimizer (its state_dict() resumes the run)
 
     @property
     def final(self):
@@ -256,7 +284,8 @@ def _check_eval_set(net, X, y, name):
 def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=None, *,
           algo="bp", pc=None, epochs=10, batch_size=64, optimizer="sgd", lr=0.05,
           momentum=0.9, weight_decay=0.0, seed=0, cosine=False, history=None,
-          on_batch=None, on_epoch=None, on_warning=None):
+          on_batch=None, on_epoch=None, on_warning=None, shuffle=True, start_epoch=1,
+          optimizer_state=None):
     """Train ``net`` in place with shuffled mini-batches.
 
     Parameters
@@ -271,11 +300,23 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
         mean cosine similarity of the update with it (global and per layer).
     history : History, optional
         Appended to as epochs finish, so a caller keeps what was done if interrupted.
-    on_batch : callable(n_samples_done), optional; on_epoch : callable(EpochMetrics), optional
+    on_batch : callable(n_samples_done), optional
+    on_epoch : callable(EpochMetrics), optional
+        Called after each epoch; training stops there when it returns True.
     on_warning : callable(str), optional
         Receives each warning (inference raised the energy, training collapsed); by default
         they are issued as :class:`TrainingWarning`. They are also kept in
         ``history.warnings``.
+    shuffle : bool, default True
+        Visit the training samples in a new random order each epoch (else in order).
+    seed : int or numpy.random.Generator
+        Seed of the shuffling, or a generator to draw from as it is (to resume a run, one
+        whose ``bit_generator.state`` was saved with it).
+    start_epoch : int, default 1
+        Number of the first epoch: epochs ``start_epoch .. epochs`` run. With the saved
+        parameters, ``optimizer_state`` and generator this continues a run exactly.
+    optimizer_state : dict, optional
+        :meth:`Optimizer.state_dict` of the run to continue (else a fresh state).
 
     Returns
     -------
@@ -292,6 +333,9 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
     """
     if int(epochs) != epochs or epochs < 1:
         raise ValueError(f"epochs must be an integer >= 1, got {epochs}")
+    if int(start_epoch) != start_epoch or not 1 <= start_epoch <= epochs:
+        raise ValueError(f"start_epoch must be an integer in [1, epochs={epochs}], got "
+                         f"{start_epoch}")
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size}")
     X_train = net.check_input(X_train)
@@ -300,7 +344,10 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
     X_val, y_val = _check_eval_set(net, X_val, y_val, "val")
     X_test, y_test = _check_eval_set(net, X_test, y_test, "test")
     update = BatchUpdate(net, algo, pc, optimizer, lr, momentum, weight_decay)
+    if optimizer_state is not None:
+        update.opt.load_state_dict(optimizer_state)
     history = history if history is not None else History()
+    history.optimizer = update.opt
 
     warned = set()
 
@@ -341,9 +388,9 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
     best = None  # (loss, epoch), (accuracy, epoch)
     best_acc = None
     epoch_backup = net.params.copy()
-    for epoch in range(1, int(epochs) + 1):
+    for epoch in range(int(start_epoch), int(epochs) + 1):
         start = time.perf_counter()
-        perm = rng.permutation(n)
+        perm = rng.permutation(n) if shuffle else np.arange(n)
         total, cos_sum, n_batches = 0.0, 0.0, 0
         layer_sum = np.zeros(net.n_layers)
         for b0 in range(0, n, batch_size):
@@ -408,8 +455,8 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
         if np.isfinite(acc) and (best_acc is None or acc > best_acc[0]):
             best_acc = (acc, epoch)
         history.epochs.append(m)
-        if on_epoch is not None:
-            on_epoch(m)
+        if on_epoch is not None and on_epoch(m) is True:
+            break
     return history
 
 

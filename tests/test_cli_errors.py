@@ -323,7 +323,7 @@ def test_json_and_save_must_differ(run, tmp_path):
 
 
 def test_failed_save_is_recorded_in_the_json(run, tmp_path, monkeypatch):
-    def fail(self, path):
+    def fail(self, path, **extra):
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(MLP, "save", fail)
     clean_error(run("train", *FAST, "--json", "s.json", "--save", "net.npz"), 1,

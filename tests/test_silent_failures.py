@@ -45,7 +45,7 @@ def test_predict_log_proba_is_finite_log_softmax():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((30, 4))
     y = np.arange(30) % 3
-    clf = PCClassifier(hidden=(5,), epochs=1).fit(X, y)
+    clf = PCClassifier(hidden_layer_sizes=(5,), max_iter=1).fit(X, y)
     clf.net_.params[:] *= 0
     W = clf.net_.weights[-1]
     W[:] = 0
@@ -65,7 +65,7 @@ def test_partial_fit_with_exploding_inference_raises_and_keeps_finite_params():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((40, 4))
     y = np.arange(40) % 2
-    clf = PCClassifier(hidden=(5,), algorithm="vpc", step_size=1e30, steps=5)
+    clf = PCClassifier(hidden_layer_sizes=(5,), algorithm="vpc", step_size=1e30, steps=5)
     with pytest.raises(DivergenceError, match="step_size=1e\\+30"):
         clf.partial_fit(X, y, classes=[0, 1])
     assert np.all(np.isfinite(clf.net_.params))
@@ -77,7 +77,8 @@ def test_single_batch_partial_fit_checks_the_parameters():
     X = rng.standard_normal((10, 4))
     y = np.arange(10) % 2
     # lr overflows float32 in the update: one batch, and the parameters are not finite
-    clf = PCClassifier(hidden=(5,), lr=1e39, momentum=0.0, batch_size=64)
+    clf = PCClassifier(hidden_layer_sizes=(5,), solver="sgd", learning_rate_init=1e39,
+                       momentum=0.0, batch_size=64)
     with pytest.raises(DivergenceError, match="non-finite"):
         clf.partial_fit(1e3 * X, y, classes=[0, 1])
     assert np.all(np.isfinite(clf.net_.params))

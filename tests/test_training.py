@@ -161,3 +161,22 @@ def test_optimizer_state_layout():
     opt.step(np.ones_like(net.params))
     assert opt.t == 1
     np.testing.assert_allclose(opt.state1, 0.1, rtol=1e-6)  # (1 - beta1) * g
+
+
+def test_shuffle_false_visits_the_samples_in_order():
+    X, y = small_problem()
+    kw = dict(epochs=2, batch_size=8, lr=0.01)
+    nets = [MLP([5, 6, 3], seed=3) for _ in range(3)]
+    train(nets[0], X, y, shuffle=False, seed=1, **kw)
+    train(nets[1], X, y, shuffle=False, seed=2, **kw)
+    train(nets[2], X, y, seed=1, **kw)
+    np.testing.assert_array_equal(nets[0].params, nets[1].params)  # the seed is unused
+    assert not np.array_equal(nets[0].params, nets[2].params)
+
+
+def test_on_epoch_returning_true_stops_training():
+    X, y = small_problem()
+    seen = []
+    h = train(MLP([5, 6, 3], seed=3), X, y, epochs=10, batch_size=8, lr=0.01,
+              on_epoch=lambda m: seen.append(m.epoch) or m.epoch == 3)
+    assert seen == [1, 2, 3] and len(h.epochs) == 3

@@ -1,0 +1,81 @@
+"""Resuming a run: 2 epochs, a checkpoint and 2 more equal 4 epochs in one go."""
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from pckernels import MLP, train
+from pckernels.checkpoint import load_checkpoint, save_checkpoint
+from pckernels_cli.main import cli
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_train_resumed_from_a_checkpoint_equals_one_run(digits, tmp_path, optimizer):
+    X, y = digits.X_train[:300], digits.y_train[:300]
+    kw = dict(batch_size=32, optimizer=optimizer, lr=0.01, weight_decay=1e-3)
+    whole = MLP([64, 8, 10], seed=1)
+    train(whole, X, y, epochs=4, seed=7, **kw)
+
+    first = MLP([64, 8, 10], seed=1)
+    rng = np.random.default_rng(7)
+    history = train(first, X, y, epochs=2, seed=rng, **kw)
+    save_checkpoint(tmp_path / "ck.npz", first, 2, rng, history.optimizer, {"lr": 0.01})
+    ck = load_checkpoint(tmp_path / "ck.npz")
+    assert ck.epoch == 2 and ck.settings == {"lr": 0.01}
+    np.testing.assert_array_equal(ck.net.params, first.params)
+    second = train(ck.net, X, y, epochs=4, seed=ck.generator(), start_epoch=3,
+                   optimizer_state=ck.optimizer_state, **kw)
+    assert [m.epoch for m in second.epochs] == [3, 4]
+    np.testing.assert_array_equal(ck.net.params, whole.params)
+
+
+def test_start_epoch_must_lie_within_epochs(digits):
+    with pytest.raises(ValueError, match="start_epoch"):
+        train(MLP([64, 4, 10]), digits.X_train[:10], digits.y_train[:10], epochs=2,
+              start_epoch=3)
+
+
+@pytest.fixture
+def run(monkeypatch, tmp_path):
+    monkeypatch.delenv("PCK_DATA_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+    def invoke(*args):
+        return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=True)
+    return invoke
+
+
+def one_error_line(result, exit_code):
+    assert result.exit_code == exit_code, result.output
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "Traceback" not in result.output, result.output
+    return errors[0]
+
+
+def test_pck_train_resume_continues_exactly(run, tmp_path):
+    args = ["--hidden", "8x1", "--optimizer", "adam", "--lr", "0.01", "--seed", "5",
+            "--no-progress"]
+    assert run("train", *args, "--epochs", "4", "--save", "whole.npz").exit_code == 0
+    assert run("train", *args, "--epochs", "2", "--save", "half.npz").exit_code == 0
+    result = run("train", "--resume", "half.npz", "--epochs", "4", "--save", "resumed.npz",
+                 "--json", "resumed.json")
+    assert result.exit_code == 0, result.output
+    whole, resumed = MLP.load(tmp_path / "whole.npz"), MLP.load(tmp_path / "resumed.npz")
+    np.testing.assert_array_equal(resumed.params, whole.params)
+    summary = json.loads((tmp_path / "resumed.json").read_text())
+    assert [e["epoch"] for e in summary["epochs"]] == [3, 4]
+    assert summary["config"]["optimizer"] == "adam" and summary["config"]["seed"] == 5
+    assert summary["config"]["resumed_from"] == {"checkpoint": "half.npz", "epoch": 2}
+
+    line = one_error_line(run("train", "--resume", "half.npz", "--epochs", "4", "--lr",
+                              "0.1"), 2)
+    assert "--lr" in line and "0.01" in line
+    line = one_error_line(run("train", "--resume", "half.npz", "--epochs", "2"), 2)
+    assert "--epochs" in line
+    MLP([64, 8, 10]).save(tmp_path / "plain.npz")
+    line = one_error_line(run("train", "--resume", "plain.npz", "--epochs", "4"), 1)
+    assert "plain.npz" in line and "training state" in line
+    line = one_error_line(run("train", "--resume", "missing.npz", "--epochs", "4"), 1)
+    assert "missing.npz" in line
