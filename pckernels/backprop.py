@@ -1,4 +1,4 @@
-"""Backpropagation through the public API (ALGORITHMS.md, section 2)."""
+"""Backpropagation through the public API (docs/algorithms.md, section 2)."""
 from dataclasses import dataclass, field
 
 import numpy as np

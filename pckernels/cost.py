@@ -14,7 +14,7 @@ Counting convention (FLOPs, one multiply or one add = 1 FLOP):
 - ``w`` is the machine constant turning work into time; analytic times are reported as
   FLOPs on the critical path (``w = 1``) and in units of one forward pass ``C_F = sum C_i``.
 
-Models (ALGORITHMS.md, "Time complexity"):
+Models (docs/algorithms.md, "Time complexity"):
 
 - backprop: ``WORK = TIME/w = sum C_i + sum 2 C_i = 3 sum C_i`` (eq. 2.6).
 - fpa: ``TIME >= w sum C_i + w sum_{t=1..T} 2 C_max`` with ``T >= L`` (eq. 3.27-3.32),

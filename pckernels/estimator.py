@@ -442,7 +442,7 @@ default "relu"
     validation_fraction : float, default 0.1
     n_iter_no_change : int, default 10
     algorithm : {"bp", "vpc", "scaled", "fpa", "zil"}, default "bp"
-        How the per-batch update is computed (ALGORITHMS.md).
+        How the per-batch update is computed (docs/algorithms.md).
     steps : int, optional
         Inference steps T of a PC algorithm; default L.
     step_size : float, optional

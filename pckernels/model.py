@@ -149,7 +149,7 @@ def _check_name(kind, name, registry):
 
 
 class MLP:
-    """A fully connected network ``h_{l+1} = g_l(h_l W_l + b_l)`` (ALGORITHMS.md).
+    """A fully connected network ``h_{l+1} = g_l(h_l W_l + b_l)`` (docs/algorithms.md).
 
     Parameters
     ----------

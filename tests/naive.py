@@ -1,4 +1,4 @@
-"""Slow, obvious NumPy references written straight from ALGORITHMS.md (float64)."""
+"""Slow, obvious NumPy references written straight from docs/algorithms.md (float64)."""
 import numpy as np
 
 LEAKY_SLOPE = 0.01

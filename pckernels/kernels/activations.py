@@ -1,4 +1,4 @@
-"""Elementwise activations and their derivatives (ALGORITHMS.md: g_l, g_l').
+"""Elementwise activations and their derivatives (docs/algorithms.md: g_l, g_l').
 
 Activations are identified by integer codes so that compiled kernels can branch on them
 once per layer; ``ACTIVATIONS`` is the one registry that maps names to codes (the CLI's

@@ -1,4 +1,4 @@
-"""Dense layer: forward, VJPs with respect to input and parameters (ALGORITHMS.md, eq. 2.2-2.6).
+"""Dense layer: forward, VJPs with respect to input and parameters (docs/algorithms.md, eq. 2.2-2.6).
 
 Row-vector convention: ``z = h W + b`` with ``W`` of shape (n_in, n_out). Matrix products
 go through ``np.dot`` with an ``out`` buffer, which Numba lowers to a BLAS call without

@@ -1,4 +1,4 @@
-"""Output losses: value and per-sample gradient dloss_b/dh_N (ALGORITHMS.md, network section).
+"""Output losses: value and per-sample gradient dloss_b/dh_N (docs/algorithms.md, network section).
 
 ``LOSSES`` maps names to codes. Both kernels take the same arguments so that fused kernels
 can dispatch on the code: integer ``labels`` of shape (batch,) serve ``nll``; float
