@@ -259,6 +259,30 @@ def time_interleaved(fns, repeats=7, warmup=2, min_sample_s=0.02, number=None,
             for name in names}
 
 
+def progress(log, label, repeats):
+    """An ``on_call`` for :func:`time_interleaved` that reports each phase through ``log``.
+
+    ``log(message)`` gets one line when compiling starts, when calibration starts, and at
+    the start of each round (``label: round 3/7``), so a long measurement is never silent.
+    """
+    seen = {"phase": None, "fns": 0, "samples": 0}
+
+    def on_call(phase, name):
+        if phase == "first":
+            seen["fns"] += 1
+        if phase != seen["phase"]:
+            seen["phase"] = phase
+            if phase == "first":
+                log(f"{label}: compiling and warming up")
+            elif phase == "calibrate":
+                log(f"{label}: calibrating")
+        if phase == "sample":
+            if seen["samples"] % max(seen["fns"], 1) == 0:
+                log(f"{label}: round {seen['samples'] // max(seen['fns'], 1) + 1}/{repeats}")
+            seen["samples"] += 1
+    return on_call
+
+
 def time_call(fn, repeats=5, warmup=2, min_sample_s=0.02, number=None, max_number=10000):
     """Time ``fn()`` (no arguments) alone and return a :class:`Timing`."""
     return time_interleaved({"fn": fn}, repeats, warmup, min_sample_s, number,

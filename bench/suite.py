@@ -5,10 +5,10 @@ Result dictionaries are plain JSON-ready data; their keys are documented in
 """
 import importlib
 import math
+import sys
 import time
 
 import numpy as np
-
 
 from pckernels import cost
 from pckernels.backprop import backprop_into
@@ -22,8 +22,8 @@ from pckernels.training import Optimizer, train
 from . import probes
 from .baselines import Unavailable, random_batch
 from .harness import (against_line, gemm_runner, gemm_shapes, gflops, load_average,
-                      merge_noise, noise_report, paired_ratio, set_all_threads,
-                      time_interleaved)
+                      merge_noise, noise_report, paired_ratio, progress,
+                      set_all_threads, time_interleaved)
 
 COMPARE = ("numpy", "sklearn", "torch", "jax")
 PC_ALGOS = ("vpc", "scaled", "fpa", "zil")
@@ -65,7 +65,7 @@ TARGETS = (
 
 
 def _echo(msg, err=False):
-    print(msg)
+    print(msg, file=sys.stderr if err else sys.stdout)
 
 
 def _timing_dict(t, batch=None, flops=None):
@@ -185,7 +185,8 @@ def bench_depth(L, cfg, log=_echo):
             add(f"{name}:{op}", ops[op])
 
     load0 = load_average()
-    tm = time_interleaved(fns, repeats=reps)
+    tm = time_interleaved(fns, repeats=reps,
+                          on_call=progress(lambda m: log(m, err=True), f"L={L}", reps))
     noise = noise_report(tm, load=_worst_load(load0, load_average()), threads=get_threads())
 
     timings = {name: _timing_dict(tm[name], B, flops[name]) for name in fns
@@ -327,7 +328,7 @@ def run_bench(cfg, log=_echo):
             "noise": merge_noise([r["noise"] for r in results])}
 
 
-def run_complexity(cfg):
+def run_complexity(cfg, log=_echo):
     """Run ``pck complexity``; ``cfg`` keys: depth, width, inputs, outputs, batch, dtype,
     threads, steps, step_size, tol, algo, repeats, count_batch."""
     threads = prepare_threads(cfg["threads"], ())
@@ -358,7 +359,8 @@ def run_complexity(cfg):
         fns[f"vjp_{l}"] = (
             lambda l=l: probes.one_input_vjp(ws["d"], net.params, net.sizes, B, l))
     load0 = load_average()
-    tm = time_interleaved(fns, repeats=reps)
+    tm = time_interleaved(fns, repeats=reps,
+                          on_call=progress(lambda m: log(m, err=True), "measuring", reps))
     noise = noise_report(tm, load=_worst_load(load0, load_average()), threads=threads)
     vjp_us = [tm[f"vjp_{l}"].median_s * 1e6 for l in range(1, L + 1)]
     measured = {"bp_us": tm["bp"].median_s * 1e6, "forward_us": tm["forward"].median_s * 1e6,

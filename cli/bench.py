@@ -146,10 +146,14 @@ def _set_threads_or_fail(threads):
 @click.option("--quick", is_flag=True,
               help=f"Tiny sizes (20-8xL-5, batch 16, L in 2,3), {MIN_CONCLUSIVE_REPEATS} "
                    "repeats: a smoke test.")
+@click.option("--targets", "show_targets", is_flag=True,
+              help="Also print the project's speed targets with their verdicts (always in "
+                   "the JSON).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write all results here.")
 def bench(depths, width, inputs, outputs, batch, dtype, threads, schedule, steps, step_size,
-          algos, no_skip, repeats, compare, lr, epoch_samples, quick, json_path):
+          algos, no_skip, repeats, compare, lr, epoch_samples, quick, show_targets,
+          json_path):
     """Time forward, a backprop step and PC training steps; compare with baselines.
 
     A backprop step is forward + backward + SGD-momentum update; a PC step is T inference
@@ -194,11 +198,12 @@ def bench(depths, width, inputs, outputs, batch, dtype, threads, schedule, steps
     out = run_bench(cfg, log=lambda msg, err=False: click.echo(msg, err=err))
     c = out["config"]
     click.echo(f"pck bench: {c['inputs']}-{c['width']}xL-{c['outputs']} tanh, batch "
-               f"{c['batch']}, {c['dtype']}, threads {c['threads']}, schedule {c['schedule']}, "
+               f"{c['batch']}, {c['dtype']}, {_count(c['threads'], 'thread')}, schedule "
+               f"{c['schedule']}, "
                f"load average {_fmt_load(out['load_average'])}")
     for res in out["results"]:
         click.echo("")
-        click.echo(format_depth(res, c))
+        click.echo(format_depth(res, c, show_targets))
     if json_path:
         atomic_write_json(json_path, out)
 
@@ -214,7 +219,12 @@ def format_target(g):
     return format_side(side, "yes", "NO")
 
 
-def format_depth(res, cfg):
+def _count(n, noun):
+    """``1 thread``, ``2 threads``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def format_depth(res, cfg, show_targets=False):
     """The readable tables of one depth."""
     t = res["timings"]
     ivs = res["ratio_intervals"]
@@ -241,15 +251,16 @@ def format_depth(res, cfg):
                     format_interval(ivs.get(n, {}).get(op), ".3f")]
         rows.append(row)
     lines = [format_noise(res["noise"]), _table(header, rows)]
-    lines.append(f"GEMM-bound limit of a bp step (its GEMMs alone, same BLAS): "
-                 f"{res['gemm_limit_us']:.1f} us; bp = "
-                 f"{format_interval(ivs['bp_over_gemm_limit'])}x the "
-                 f"limit ({100 * res['bp_gemm_fraction']:.0f}% of BLAS GEMM throughput)")
+    lines.append(f"GEMM-bound limit of a bp step (its matrix products alone, through the same "
+                 f"BLAS): {res['gemm_limit_us']:.1f} us; the bp step takes "
+                 f"{format_interval(ivs['bp_over_gemm_limit'])}x that, i.e. its products "
+                 f"are {100 * res['bp_gemm_fraction']:.0f}% of its time")
     lines.append(f"one fpa inference step (all layers, no skip): {res['fpa_step_us']:.1f} us; "
                  f"input-side VJPs of one backward pass: {res['input_vjps_us']:.1f} us; "
                  f"ratio {format_interval(ivs['fpa_step_over_input_vjps'])}")
     s = res["schedules"]
-    lines.append(f"fpa-full inference, {s['threads']} threads: serial {s['serial_us']:.1f} us, "
+    lines.append(f"fpa-full inference, {_count(s['threads'], 'thread')}: serial "
+                 f"{s['serial_us']:.1f} us, "
                  f"layer-parallel {s['layers_us']:.1f} us "
                  f"(x{format_interval(s['layers_speedup_interval'])}), "
                  f"batch-parallel {s['batch_us']:.1f} us "
@@ -264,7 +275,7 @@ def format_depth(res, cfg):
     for n, b in res["baselines"].items():
         if "skipped" in b:
             lines.append(f"{n}: skipped ({b['skipped']})")
-    if res["targets"]:
+    if res["targets"] and show_targets:
         lines.append(_table(["target", "ratio [90%]", "limit", "met", "off by"],
                             [[g["name"],
                               format_interval({"median": g["ratio"], "lo": g["lo"],
@@ -335,7 +346,7 @@ def complexity(depth, width, inputs, outputs, batch, dtype, threads, algo, steps
            "batch": batch, "dtype": dtype, "threads": threads, "algo": algo, "steps": steps,
            "step_size": step_size, "tol": tol, "count_batch": count_batch,
            "repeats": repeats}
-    out = run_complexity(cfg)
+    out = run_complexity(cfg, log=lambda msg, err=False: click.echo(msg, err=err))
     click.echo(format_complexity(out))
     if json_path:
         atomic_write_json(json_path, out)
@@ -346,8 +357,8 @@ def format_complexity(out):
     key = c["algo"] if c["algo"] in ("fpa", "zil") else "fpa"
     sizes = [c["inputs"]] + [c["width"]] * c["depth"] + [c["outputs"]]
     lines = [f"pck complexity: {'-'.join(map(str, sizes))} tanh, batch {c['batch']}, "
-             f"{c['dtype']}, {c['algo']} T={c['steps']} step={c['step_size']:g}, threads "
-             f"{m['threads']}, load average {_fmt_load(out['load_average'])}",
+             f"{c['dtype']}, {c['algo']} T={c['steps']} step={c['step_size']:g}, "
+             f"{_count(m['threads'], 'thread')}, load average {_fmt_load(out['load_average'])}",
              "C_i (forward FLOPs per layer): " + ", ".join(f"{x:.3g}" for x in a["C"])
              + f"; C_F = {a['C_sum']:.4g}, C_max = {a['C_max']:.4g}", ""]
     iv, cmp = out["ratio_intervals"], out["comparisons"]

@@ -285,3 +285,25 @@ def test_noise_report_sees_threads_waiting_for_a_core():
 def test_runqueue_wait_is_a_number_where_linux_reports_it():
     w = harness.runqueue_wait_s()
     assert w is None or w >= 0.0
+
+
+def test_progress_reports_each_phase_and_round():
+    from pckernels_bench.harness import progress
+    lines = []
+    on_call = progress(lines.append, "L=2", 3)
+    time_interleaved({"a": lambda: None, "b": lambda: None}, repeats=3, warmup=1, number=1,
+                     on_call=on_call)
+    assert lines == ["L=2: compiling and warming up", "L=2: round 1/3", "L=2: round 2/3",
+                     "L=2: round 3/3"]
+
+
+def test_bench_prints_targets_only_when_asked():
+    from click.testing import CliRunner
+
+    from pckernels_cli.main import cli
+    plain = CliRunner().invoke(cli, ["bench", "--quick", "--depths", "2", "--algos", "bp,fpa"])
+    assert plain.exit_code == 0, plain.output
+    assert "target" not in plain.output and "1 threads" not in plain.output
+    asked = CliRunner().invoke(cli, ["bench", "--quick", "--depths", "2", "--algos", "bp,fpa",
+                                     "--targets"])
+    assert asked.exit_code == 0 and "fpa (skip) <= 1.5x own bp" in asked.output
