@@ -110,7 +110,8 @@ def _row(cells, widths):
               help="Progress bar [default: on when stderr is a terminal].")
 @memory_option
 def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, algo, steps,
-              step_size, precision_ratio, pc_init, schedule, no_skip, tol, optimizer, lr,
+              step_size, step_rule, latent_optimizer, energy_tol, precision_ratio, pc_init,
+              schedule, no_skip, tol, optimizer, lr,
               momentum, weight_decay, batch_size, epochs, val_fraction, seed, cosine,
               json_path, save, progress, max_memory):
     """Train an MLP with backprop or a predictive-coding variant.
@@ -121,10 +122,16 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, algo,
     warn_unused(click.get_current_context(), [
         ("steps", "--steps", not bp, "to --algo bp"),
         ("step_size", "--step-size", not bp, "to --algo bp"),
+        ("step_rule", "--step-rule", algo in ("vpc", "scaled", "ipc"),
+         f"to --algo {algo} (only to vpc, scaled and ipc)"),
+        ("latent_optimizer", "--latent-optimizer", algo in ("vpc", "scaled", "ipc"),
+         f"to --algo {algo} (only to vpc, scaled and ipc)"),
+        ("energy_tol", "--energy-tol", algo in ("vpc", "scaled"),
+         f"to --algo {algo} (only to vpc and scaled)"),
         ("precision_ratio", "--precision-ratio", algo == "scaled",
          f"to --algo {algo} (only to scaled)"),
-        ("pc_init", "--init", algo in ("vpc", "scaled"),
-         f"to --algo {algo} (only to vpc and scaled)"),
+        ("pc_init", "--init", algo in ("vpc", "scaled", "ipc"),
+         f"to --algo {algo} (only to vpc, scaled and ipc)"),
         ("schedule", "--schedule", not bp, "to --algo bp"),
         ("no_skip", "--no-skip", not bp, "to --algo bp"),
         ("tol", "--tol", not bp, "to --algo bp"),
@@ -160,13 +167,15 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, algo,
         raise click.ClickException(str(exc)) from None
     try:
         net = MLP(sizes, activation=activation, loss=loss, dtype=dtype, seed=seed)
+        if algo not in ("vpc", "scaled", "ipc"):
+            step_rule, latent_optimizer = None, "gd"  # warned above when given
         pc = PCSettings(steps=steps, step_size=step_size, precision_ratio=precision_ratio,
-                        init=pc_init, schedule=schedule, skip=not no_skip, tol=tol)
+                        init=pc_init, schedule=schedule, skip=not no_skip, tol=tol,
+                        step_rule=step_rule, latent_optimizer=latent_optimizer,
+                        energy_tol=energy_tol)
         resolved = pc.resolved(algo, len(widths)) if algo != "bp" else None
         if resolved is not None:
-            from pckernels.pc import PCRunner
-            PCRunner(net, algo, resolved.steps, resolved.step_size, resolved.precision_ratio,
-                     init=resolved.init, schedule=resolved.schedule, tol=resolved.tol)
+            resolved.runner(net, algo)
         Optimizer(net, optimizer, lr, momentum, weight_decay)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
@@ -181,8 +190,12 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, algo,
         config["pc"] = {"steps": resolved.steps, "step_size": resolved.step_size,
                         "precision_ratio": resolved.precision_ratio, "init": resolved.init,
                         "schedule": resolved.schedule, "skip": resolved.skip,
-                        "tol": resolved.tol}
-    desc = f"{algo}" + (f" T={resolved.steps} step={resolved.step_size:g}" if resolved else "")
+                        "tol": resolved.tol, "step_rule": resolved.step_rule,
+                        "latent_optimizer": resolved.latent_optimizer,
+                        "energy_tol": resolved.energy_tol}
+    desc = f"{algo}" + (f" T={resolved.steps} step={resolved.step_size:g}"
+                        + (f" ({resolved.step_rule})" if algo in ("vpc", "scaled", "ipc")
+                           else "") if resolved else "")
     click.echo(f"{ds.name}: {len(y_tr)} train / {len(y_val)} val / {len(ds.y_test)} test, "
                f"MLP {'-'.join(map(str, sizes))} {activation}, {desc}, {dtype}")
     cols = ["epoch", "loss", "val_acc", "test_acc", "seconds", "samples/s"]

@@ -23,12 +23,13 @@ class PCClassifier(ClassifierMixin, BaseEstimator):
         Widths of the hidden layers (L = ``len(hidden)``); ``()`` gives a linear model.
     activation : str, default "tanh"
         Hidden activation, a key of ``pckernels.kernels.ACTIVATIONS``.
-    algorithm : {"bp", "vpc", "scaled", "fpa", "zil"}, default "bp"
+    algorithm : {"bp", "vpc", "scaled", "fpa", "zil", "ipc"}, default "bp"
         How the per-batch update is computed (ALGORITHMS.md).
     steps : int, optional
-        Inference steps T of a PC algorithm; default L.
+        Inference steps T of a PC algorithm; default as :class:`pckernels.PCSettings`.
     step_size : float, optional
-        Inference step size; default 1, or 0.1 / precision_ratio for ``scaled``.
+        Inference step size; default as :class:`pckernels.PCSettings` (under the ``auto``
+        rule, the multiplier of the curvature step).
     precision_ratio : float, default 1.0
         k, the hidden precisions of ``scaled``.
     optimizer : {"sgd", "adam"}, default "sgd"
@@ -41,6 +42,11 @@ class PCClassifier(ClassifierMixin, BaseEstimator):
     dtype : {"float32", "float64"}, default "float32"
     random_state : int, RandomState instance or None, default 0
         Seeds the initialisation and the shuffling.
+    step_rule : {"auto", "fixed"}, optional
+        Inference step rule of vpc, scaled and ipc (default ``auto``; see
+        :func:`pckernels.pc_infer`).
+    latent_optimizer : {"gd", "momentum", "adam"}, default "gd"
+        Optimizer of the latents (vpc, scaled, ipc).
 
     Attributes
     ----------
@@ -58,7 +64,8 @@ class PCClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, hidden=(64, 64), activation="tanh", algorithm="bp", steps=None,
                  step_size=None, precision_ratio=1.0, optimizer="sgd", lr=0.05, momentum=0.9,
-                 batch_size=64, epochs=10, dtype="float32", random_state=0):
+                 batch_size=64, epochs=10, dtype="float32", random_state=0, step_rule=None,
+                 latent_optimizer="gd"):
         self.hidden = hidden
         self.activation = activation
         self.algorithm = algorithm
@@ -72,6 +79,8 @@ class PCClassifier(ClassifierMixin, BaseEstimator):
         self.epochs = epochs
         self.dtype = dtype
         self.random_state = random_state
+        self.step_rule = step_rule
+        self.latent_optimizer = latent_optimizer
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -90,7 +99,8 @@ class PCClassifier(ClassifierMixin, BaseEstimator):
 
     def _pc_settings(self):
         return PCSettings(steps=self.steps, step_size=self.step_size,
-                          precision_ratio=self.precision_ratio)
+                          precision_ratio=self.precision_ratio, step_rule=self.step_rule,
+                          latent_optimizer=self.latent_optimizer)
 
     def _check_params(self):
         if self.algorithm not in ALGORITHMS:
