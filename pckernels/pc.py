@@ -28,7 +28,7 @@ LATENT_OPTIMIZERS = {"gd": S.GD, "momentum": S.MOMENTUM, "adam": S.ADAM}
 _GRAD_BOUND = {IDENTITY: 1.0, TANH: 1.0, RELU: 1.0, LEAKY_RELU: 1.0, SIGMOID: 0.25}
 _LOSS_CURVATURE = {NLL: 0.5, MSE: 1.0}
 #: Power iterations per weight layer: on the first batch, then per batch (warm start).
-POWER_ITERS_FIRST, POWER_ITERS = 30, 2
+POWER_ITERS_FIRST, POWER_ITERS = 30, 1
 #: Default relative energy tolerance of the convergence stop of the ``auto`` rule.
 DEFAULT_ENERGY_TOL = 1e-4
 #: Latent-optimizer constants (momentum uses beta1).
@@ -255,15 +255,15 @@ def curvature_steps(norms, pis, codes, loss_code, step_size=1.0):
     array of shape (N+1,)
         gamma_l for latents l = 1..L (entries 0 and N are 0).
     """
-    n = len(norms)
-    a = np.array([norms[l] * _GRAD_BOUND[int(codes[l])] for l in range(n)])
-    gammas = np.zeros(n + 1, dtype=np.float64)
-    for l in range(1, n):
-        c = _LOSS_CURVATURE[int(loss_code)] if l + 1 == n else 1.0
-        r = pis[l] * (1.0 + (a[l - 1] if l >= 2 else 0.0))
-        r += pis[l + 1] * (c * a[l] ** 2 + (a[l] if l < n - 1 else 0.0))
-        gammas[l] = step_size / r
+    gammas = np.zeros(len(norms) + 1, dtype=np.float64)
+    S._curvature_steps(np.asarray(norms, dtype=np.float64), np.asarray(pis, np.float64),
+                       _grad_bounds(codes), _LOSS_CURVATURE[int(loss_code)], float(step_size),
+                       gammas)
     return gammas
+
+
+def _grad_bounds(codes):
+    return np.array([_GRAD_BOUND[int(c)] for c in codes], dtype=np.float64)
 
 
 class PCWorkspace:
@@ -286,9 +286,8 @@ class PCWorkspace:
         if self.safe is None:
             n, b, dt = self.n, self.batch, net.dtype
             self.safe = S.SafeState(
-                xb=np.zeros(n, dt), eb=np.zeros(n, dt), pb=np.zeros(n, dt), gb=np.zeros(n, dt),
-                m1=np.zeros(n, dt), m2=np.zeros(n, dt), m1b=np.zeros(n, dt),
-                m2b=np.zeros(n, dt), row_loss=np.zeros(b), row_loss_b=np.zeros(b),
+                xb=np.zeros(n, dt), m1=np.zeros(n, dt), m2=np.zeros(n, dt),
+                m1b=np.zeros(n, dt), m2b=np.zeros(n, dt), row_loss=np.zeros(b),
                 energy=np.zeros(b), energy_new=np.zeros(b), scale=np.ones(b),
                 stop=np.full(b, -1, np.int64), rejects=np.zeros(b, np.int64),
                 gammas=np.zeros(net.n_layers + 1), active=np.zeros(self.n_chunks, np.int64))
@@ -375,11 +374,14 @@ class PCRunner:
                 vecs[off:off + m] /= np.linalg.norm(vecs[off:off + m])
                 off += m
             self._power_vecs = vecs
-        norms = np.zeros(n, dtype=np.float64)
-        S._spectral_norms(self.net.params, self.net.sizes, self._power_vecs, iters, norms)
-        self.norms = norms
-        return curvature_steps(norms, self.pis, self.net.codes, self.net.loss_code,
-                               self.step_size)
+            self.norms = np.zeros(n, dtype=np.float64)
+            self._gammas = np.zeros(n + 1, dtype=np.float64)
+            self._bounds = _grad_bounds(self.net.codes)
+            self._loss_curvature = _LOSS_CURVATURE[int(self.net.loss_code)]
+        S._auto_gammas(self.net.params, self.net.sizes, self._power_vecs, iters, self.pis,
+                       self._bounds, self._loss_curvature, self.step_size, self.norms,
+                       self._gammas)
+        return self._gammas
 
     def run(self, X, labels, targets, grad, trace_with=None, weight_step=None):
         """Inference on validated arrays; writes the update into ``grad`` (flat layout).

@@ -16,10 +16,11 @@ with k = t + 1 at step t (Kingma & Ba 2015). All layers move synchronously (Jaco
     F_b = sum_l pi_l/2 ||e_l[b]||^2 + pi_N loss_b
 
 are recomputed. Safeguard (per sample, so that results do not depend on how the batch is
-cut into chunks or on the thread count): a step that raised F_b is undone (x, e,
-predictions, derivative factors, optimizer moments and loss of that row restored from the
-copies taken before the step; momentum's velocity is zeroed, an adaptive restart) and
-``scale_b`` halves; an accepted step doubles ``scale_b``
+cut into chunks or on the thread count): a step that raised F_b is undone (that row's
+latents and Adam moments restored from copies taken before the step, momentum's velocity
+zeroed, an adaptive restart; then the chunk's predictions, errors and losses recomputed,
+which gives the undone rows their earlier values bit for bit, since a row of a
+matrix product depends only on that row) and ``scale_b`` halves; an accepted step doubles ``scale_b``
 back towards 1. Convergence stop: a sample whose accepted step changed F_b by at most
 ``rtol |F_b|`` (or whose scale fell below ``min_scale``) stops; ``stop[b]`` records the step
 count at which it stopped (-1: still running). A chunk whose rows have all stopped ends
@@ -38,20 +39,20 @@ from ..config import jit, jit_pair
 from .activations import _activate, _grad_from_output
 from .dense import _affine, _vjp_dense_input
 from .elementwise import _count_nonzero, _difference, _negate, _scaled_product
-from .losses import _loss_grad
+from .losses import NLL, _loss_grad
 from .network import _bias, _layer, _n_blocks, _sum_chunks, _weight
 from .pc import I_FIRST, I_FWD, I_VJP, _chunk_bounds, _pc_gradient_rows, _pc_init_rows, _rows
 
 GD, MOMENTUM, ADAM = 0, 1, 2
 
-#: Buffers of the safeguarded loop. Activation layout: copies taken before a step (xb, eb,
-#: pb, gb), optimizer moments m1, m2 and their copies m1b, m2b. Per row (batch,): loss,
-#: its copy, energy at the last accepted state, energy after the step, step factor
+#: Buffers of the safeguarded loop. Activation layout: the latents before a step (xb),
+#: optimizer moments m1, m2 and their copies m1b, m2b. Per row (batch,): loss, energy at
+#: the last accepted state, energy after the step, step factor
 #: ``scale``, ``stop`` step (-1 running) and rejected-step count. ``gammas`` (N+1,):
 #: per-latent base steps (index 1..L). ``active`` (chunks,): rows still running per chunk.
-SafeState = namedtuple("SafeState", ["xb", "eb", "pb", "gb", "m1", "m2", "m1b", "m2b",
-                                     "row_loss", "row_loss_b", "energy", "energy_new",
-                                     "scale", "stop", "rejects", "gammas", "active"])
+SafeState = namedtuple("SafeState", ["xb", "m1", "m2", "m1b", "m2b", "row_loss", "energy",
+                                     "energy_new", "scale", "stop", "rejects", "gammas",
+                                     "active"])
 #: optimizer code, safeguard flag, relative energy tolerance of the stop (< 0: never stop),
 #: beta1, beta2, eps of the latent optimizer, smallest step factor before a row stops.
 SafeOpts = namedtuple("SafeOpts", ["optimizer", "safeguard", "rtol", "beta1", "beta2", "eps",
@@ -74,15 +75,35 @@ def _predict_rows(l, t, r0, r1, chunk, net, data, st, sg):
     info[I_FWD, l + 1] += 1
     e = _rows(st.e, sizes, batch, l + 1, r0, r1)
     if l + 1 == n_layers:
-        for i in range(r0, r1):
-            k = i - r0
-            sg.row_loss[i] = _loss_grad(pred[k:k + 1], data.labels[i:i + 1],
-                                        data.targets[i:i + 1], net.loss_code, e[k:k + 1])
+        st.loss[chunk] = _loss_grad(pred, data.labels[r0:r1], data.targets[r0:r1],
+                                    net.loss_code, e)
         _negate(e)
+        _row_losses(pred, e, data.labels, r0, net.loss_code, sg.row_loss)
     else:
         _difference(e, _rows(st.x, sizes, batch, l + 1, r0, r1), pred)
     if info[I_FIRST, l + 1] < 0 and _count_nonzero(e) > 0:
         info[I_FIRST, l + 1] = t
+
+
+@jit
+def _row_losses(out, e, labels, r0, code, row_loss):
+    """row_loss[r0 + k] = loss of row k of ``out`` (rows r0.., in float64), given the
+    output errors e = -dloss/dh_N: nll, log sum_j exp(out_j) - out_y; mse, ||e||^2 / 2."""
+    for k in range(out.shape[0]):
+        if code == NLL:
+            m = np.float64(out[k, 0])
+            for j in range(1, out.shape[1]):
+                m = max(m, np.float64(out[k, j]))
+            s = 0.0
+            for j in range(out.shape[1]):
+                s += np.exp(np.float64(out[k, j]) - m)
+            row_loss[r0 + k] = np.log(s) + m - np.float64(out[k, labels[r0 + k]])
+        else:
+            s = 0.0
+            for j in range(e.shape[1]):
+                v = np.float64(e[k, j])
+                s += v * v
+            row_loss[r0 + k] = 0.5 * s
 
 
 @jit
@@ -105,45 +126,39 @@ def _row_energies(r0, r1, net, st, pis, sg, out):
 
 
 @jit
-def _backup_layer(l, r0, r1, net, st, sg):
-    """Copy layer l's rows r0:r1 of x (l < N), e, pred, gp and the moments before a step."""
-    batch = sg.row_loss.shape[0]
-    sizes = net.sizes
-    n_layers = sizes.shape[0] - 1
-    _rows(sg.eb, sizes, batch, l, r0, r1)[:, :] = _rows(st.e, sizes, batch, l, r0, r1)
-    _rows(sg.pb, sizes, batch, l, r0, r1)[:, :] = _rows(st.pred, sizes, batch, l, r0, r1)
-    _rows(sg.gb, sizes, batch, l, r0, r1)[:, :] = _rows(st.gp, sizes, batch, l, r0, r1)
-    if l < n_layers:
-        _rows(sg.xb, sizes, batch, l, r0, r1)[:, :] = _rows(st.x, sizes, batch, l, r0, r1)
-        _rows(sg.m1b, sizes, batch, l, r0, r1)[:, :] = _rows(sg.m1, sizes, batch, l, r0, r1)
-        _rows(sg.m2b, sizes, batch, l, r0, r1)[:, :] = _rows(sg.m2, sizes, batch, l, r0, r1)
+def _flat_rows(buf, sizes, batch, l, r0, r1):
+    """Rows r0:r1 of layer l of an activation-shaped buffer as one contiguous 1-D view."""
+    off = 0
+    for k in range(1, l):
+        off += batch * sizes[k]
+    n = sizes[l]
+    return buf[off + r0 * n:off + r1 * n]
 
 
 @jit
-def _restore_row(i, net, st, sg):
-    """Undo the last step of row i: every buffer _backup_layer copied, and its loss."""
-    batch = sg.row_loss.shape[0]
-    sizes = net.sizes
-    n_layers = sizes.shape[0] - 1
-    for l in range(1, n_layers + 1):
-        _layer(st.e, sizes, batch, l)[i] = _layer(sg.eb, sizes, batch, l)[i]
-        _layer(st.pred, sizes, batch, l)[i] = _layer(sg.pb, sizes, batch, l)[i]
-        _layer(st.gp, sizes, batch, l)[i] = _layer(sg.gb, sizes, batch, l)[i]
-        if l < n_layers:
-            _layer(st.x, sizes, batch, l)[i] = _layer(sg.xb, sizes, batch, l)[i]
-            _layer(sg.m1, sizes, batch, l)[i] = _layer(sg.m1b, sizes, batch, l)[i]
-            _layer(sg.m2, sizes, batch, l)[i] = _layer(sg.m2b, sizes, batch, l)[i]
-    sg.row_loss[i] = sg.row_loss_b[i]
+def _flat_rows(buf, sizes, batch, l, r0, r1):
+    """Rows r0:r1 of layer l of an activation-shaped buffer as one contiguous 1-D view."""
+    off = 0
+    for k in range(1, l):
+        off += batch * sizes[k]
+    n = sizes[l]
+    return buf[off + r0 * n:off + r1 * n]
 
 
 @jit
-def _restart_momentum(i, net, sg):
-    """Zero row i's velocity after a rejected step (adaptive restart, O'Donoghue & Candes
-    2015): the velocity that overshot would push the retry the same way."""
+def _restore_row(i, net, st, sg, so):
+    """Put row i's latents (and moments) back as they were before the step. Its
+    predictions, errors and loss are recomputed afterwards from these states by the same
+    row-block products, which reproduces them bit for bit."""
     batch = sg.row_loss.shape[0]
     sizes = net.sizes
     for l in range(1, sizes.shape[0] - 1):
-        _layer(sg.m1, sizes, batch, l)[i] = 0
+        _layer(st.x, sizes, batch, l)[i] = _layer(sg.xb, sizes, batch, l)[i]
+        if so.optimizer == MOMENTUM:
+            _layer(sg.m1, sizes, batch, l)[i] = 0  # adaptive restart (see _accept_rows)
+        elif so.optimizer == ADAM:  # (momentum's copy is never needed)
+            _layer(sg.m1, sizes, batch, l)[i] = _layer(sg.m1b, sizes, batch, l)[i]
+            _layer(sg.m2, sizes, batch, l)[i] = _layer(sg.m2b, sizes, batch, l)[i]
 
 
 @jit
@@ -168,19 +183,32 @@ def _update_layer(l, t, r0, r1, chunk, net, st, opts, sg, so):
     k = t + 1
     inv_bc1 = ty(1.0 / (1.0 - so.beta1 ** k))
     inv_bc2 = ty(1.0 / (1.0 - so.beta2 ** k))
+    if so.safeguard:
+        # the copies a rejected step is undone from (see _restore_row); one contiguous
+        # block per layer, stopped rows included (they do not change)
+        _flat_rows(sg.xb, sizes, batch, l, r0, r1)[:] = _flat_rows(st.x, sizes, batch, l,
+                                                                   r0, r1)
+        if so.optimizer == ADAM:
+            _flat_rows(sg.m1b, sizes, batch, l, r0, r1)[:] = _flat_rows(sg.m1, sizes, batch,
+                                                                        l, r0, r1)
+            _flat_rows(sg.m2b, sizes, batch, l, r0, r1)[:] = _flat_rows(sg.m2, sizes, batch,
+                                                                        l, r0, r1)
+    n = x.shape[1]
     for r in range(r1 - r0):
         if sg.stop[r0 + r] >= 0:
             continue
         s = ty(sg.gammas[l] * sg.scale[r0 + r])
-        for j in range(x.shape[1]):
-            g = pi * e[r, j] - v[r, j]
-            if so.optimizer == GD:
-                x[r, j] -= s * g
-            elif so.optimizer == MOMENTUM:
-                m = b1 * m1[r, j] + g
+        if so.optimizer == GD:
+            for j in range(n):
+                x[r, j] -= s * (pi * e[r, j] - v[r, j])
+        elif so.optimizer == MOMENTUM:
+            for j in range(n):
+                m = b1 * m1[r, j] + (pi * e[r, j] - v[r, j])
                 m1[r, j] = m
                 x[r, j] -= s * m
-            else:
+        else:
+            for j in range(n):
+                g = pi * e[r, j] - v[r, j]
                 m = b1 * m1[r, j] + c1 * g
                 w = b2 * m2[r, j] + c2 * g * g
                 m1[r, j] = m
@@ -192,18 +220,21 @@ def _update_layer(l, t, r0, r1, chunk, net, st, opts, sg, so):
 def _accept_rows(t, r0, r1, chunk, net, st, opts, sg, so):
     """Keep or undo the step of each running row (safeguard) and apply the stop rule.
 
-    Returns the number of rows of the chunk still running; updates the chunk's loss sum.
+    Sets the number of rows of the chunk still running and returns the number of rows
+    whose step was undone (their predictions must then be recomputed).
     """
     _row_energies(r0, r1, net, st, opts.pis, sg, sg.energy_new)
     active = 0
+    rejected = 0
     for i in range(r0, r1):
         if sg.stop[i] >= 0:
             continue
         old, new = sg.energy[i], sg.energy_new[i]
         if so.safeguard and not new <= old:  # also rejects NaN
-            _restore_row(i, net, st, sg)
-            if so.optimizer == MOMENTUM:
-                _restart_momentum(i, net, sg)
+            # momentum's velocity is zeroed, an adaptive restart (O'Donoghue & Candes
+            # 2015): the velocity that overshot would push the retry the same way
+            _restore_row(i, net, st, sg, so)
+            rejected += 1
             sg.scale[i] *= 0.5
             sg.rejects[i] += 1
             if sg.scale[i] < so.min_scale:
@@ -215,11 +246,10 @@ def _accept_rows(t, r0, r1, chunk, net, st, opts, sg, so):
                 sg.stop[i] = t + 1
         if sg.stop[i] < 0:
             active += 1
-    total = 0.0
-    for i in range(r0, r1):
-        total += sg.row_loss[i]
-    st.loss[chunk] = total
-    return active
+    sg.active[chunk] = active
+    return rejected
+
+
 
 
 def _safe_steps_body(t0, t1, r0, r1, chunk, net, data, st, opts, sg, so):
@@ -228,16 +258,13 @@ def _safe_steps_body(t0, t1, r0, r1, chunk, net, data, st, opts, sg, so):
     for t in range(t0, t1):
         if sg.active[chunk] == 0:
             break
-        if so.safeguard:
-            for k in prange(n_layers):
-                _backup_layer(k + 1, r0, r1, net, st, sg)
-            for i in range(r0, r1):
-                sg.row_loss_b[i] = sg.row_loss[i]
         for k in prange(n_layers - 1):
             _update_layer(k + 1, t, r0, r1, chunk, net, st, opts, sg, so)
         for l in prange(n_layers):
             _predict_rows(l, t + 1, r0, r1, chunk, net, data, st, sg)
-        sg.active[chunk] = _accept_rows(t, r0, r1, chunk, net, st, opts, sg, so)
+        if _accept_rows(t, r0, r1, chunk, net, st, opts, sg, so) > 0:
+            for l in prange(n_layers):
+                _predict_rows(l, t + 1, r0, r1, chunk, net, data, st, sg)
 
 
 _safe_steps_serial, _safe_steps_layer_parallel = jit_pair(_safe_steps_body)
@@ -250,18 +277,16 @@ def _safe_reset_rows(r0, r1, chunk, net, data, st, opts, sg):
     for l in range(net.sizes.shape[0] - 1):
         _predict_rows(l, 0, r0, r1, chunk, net, data, st, sg)
     _row_energies(r0, r1, net, st, opts.pis, sg, sg.energy)
-    total = 0.0
     active = 0
     for i in range(r0, r1):
-        total += sg.row_loss[i]
         active += sg.stop[i] < 0
-    st.loss[chunk] = total
     sg.active[chunk] = active
 
 
 @jit
 def _safe_init_rows(r0, r1, chunk, net, data, st, opts, sg):
-    """Per-row state of the safeguarded loop at step 0: scale 1, running, moments zero."""
+    """Per-row state of the safeguarded loop at step 0 (after ``_pc_init_rows``): scale
+    1, running, moments zero, per-row losses and energies."""
     batch = data.X.shape[0]
     sizes = net.sizes
     for l in range(1, sizes.shape[0] - 1):
@@ -271,7 +296,12 @@ def _safe_init_rows(r0, r1, chunk, net, data, st, opts, sg):
         sg.scale[i] = 1.0
         sg.stop[i] = -1
         sg.rejects[i] = 0
-    _safe_reset_rows(r0, r1, chunk, net, data, st, opts, sg)
+    n_layers = sizes.shape[0] - 1
+    _row_losses(_rows(st.pred, sizes, batch, n_layers, r0, r1),
+                _rows(st.e, sizes, batch, n_layers, r0, r1), data.labels, r0, net.loss_code,
+                sg.row_loss)
+    _row_energies(r0, r1, net, st, opts.pis, sg, sg.energy)
+    sg.active[chunk] = r1 - r0
 
 
 def _safe_init_body(chunk_rows, net, data, st, opts, sg):
@@ -349,13 +379,14 @@ def _spectral_norms(params, sizes, vecs, iters, out):
                 u[a] = s
             if it == iters:
                 break
+            v[:] = 0.0
+            for a in range(n_in):
+                ua = u[a]
+                for b in range(n_out):
+                    v[b] += np.float64(W[a, b]) * ua
             norm = 0.0
             for b in range(n_out):
-                s = 0.0
-                for a in range(n_in):
-                    s += np.float64(W[a, b]) * u[a]
-                v[b] = s
-                norm += s * s
+                norm += v[b] * v[b]
             norm = np.sqrt(norm)
             if norm == 0.0:
                 break
@@ -366,6 +397,30 @@ def _spectral_norms(params, sizes, vecs, iters, out):
             s += u[a] * u[a]
         out[l] = np.sqrt(s)
         off += n_out
+
+
+@jit
+def _curvature_steps(norms, pis, bounds, loss_curvature, step_size, gammas):
+    """gammas[l] = step_size / R_l for latents l = 1..L (``pckernels.pc.curvature_steps``):
+    R_l = pi_l (1 + a_{l-1} [l >= 2]) + pi_{l+1} (c_{l+1} a_l^2 + a_l [l < L]), a_l =
+    norms[l] * bounds[l], c = 1 for hidden layers and ``loss_curvature`` at the output."""
+    n = norms.shape[0]
+    gammas[0] = 0.0
+    gammas[n] = 0.0
+    for l in range(1, n):
+        a = norms[l] * bounds[l]
+        c = loss_curvature if l + 1 == n else 1.0
+        r = pis[l] * (1.0 + (norms[l - 1] * bounds[l - 1] if l >= 2 else 0.0))
+        r += pis[l + 1] * (c * a * a + (a if l < n - 1 else 0.0))
+        gammas[l] = step_size / r
+
+
+@jit
+def _auto_gammas(params, sizes, vecs, iters, pis, bounds, loss_curvature, step_size, norms,
+                 gammas):
+    """Power iteration for ||W_l|| (warm start from ``vecs``), then the curvature steps."""
+    _spectral_norms(params, sizes, vecs, iters, norms)
+    _curvature_steps(norms, pis, bounds, loss_curvature, step_size, gammas)
 
 
 @jit
