@@ -337,3 +337,19 @@ def test_train_metrics(digits, algo):
     assert len(m.layer_energy) == 3 and m.layer_energy[-1] > 0
     assert 0 < m.cosine <= 1
     assert m.energy_rises == 0
+
+
+@pytest.mark.parametrize("schedule", ["serial", "layers", "batch"])
+@pytest.mark.parametrize("optimizer", ["gd", "momentum", "adam"])
+def test_auto_skip_is_bit_identical(optimizer, schedule):
+    """Skipping the layers ahead of the error front changes no bit, and skips something."""
+    net, X, y = make_problem([5, 6, 6, 6, 6, 3], batch=10, weight_scale=3.0)
+    step = 0.05 if optimizer == "adam" else 1.5
+    kw = dict(step_rule="auto", latent_optimizer=optimizer, schedule=schedule, chunk_rows=3)
+    a = pk.pc_infer(net, X, y, "vpc", 12, step, skip=True, **kw)
+    b = pk.pc_infer(net, X, y, "vpc", 12, step, skip=False, **kw)
+    assert a.work["vjp_skipped"] > 0 and b.work["vjp_skipped"] == 0
+    assert np.array_equal(a.grad, b.grad)
+    assert all(np.array_equal(p, q) for p, q in zip(a.states, b.states))
+    assert a.rejected == b.rejected and a.stopped_at == b.stopped_at
+    np.testing.assert_array_equal(a.first_nonzero, [4, 3, 2, 1])

@@ -41,7 +41,8 @@ from .dense import _affine, _vjp_dense_input
 from .elementwise import _count_nonzero, _difference, _negate, _scaled_product
 from .losses import NLL, _loss_grad
 from .network import _bias, _layer, _n_blocks, _sum_chunks, _weight
-from .pc import I_FIRST, I_FWD, I_VJP, _chunk_bounds, _pc_gradient_rows, _pc_init_rows, _rows
+from .pc import (I_FIRST, I_FWD, I_FWD_SKIPPED, I_NONZERO, I_VJP, I_VJP_SKIPPED, I_XCHANGED,
+                 _chunk_bounds, _pc_gradient_rows, _pc_init_rows, _rows)
 
 GD, MOMENTUM, ADAM = 0, 1, 2
 
@@ -60,29 +61,41 @@ SafeOpts = namedtuple("SafeOpts", ["optimizer", "safeguard", "rtol", "beta1", "b
 
 
 @jit
-def _predict_rows(l, t, r0, r1, chunk, net, data, st, sg):
-    """pred_{l+1}, g_l' and e_{l+1} for rows r0:r1 (eq. 3.9-3.11), with per-row output loss."""
+def _predict_rows(l, t, r0, r1, chunk, net, data, st, opts, sg, force):
+    """pred_{l+1}, g_l' and e_{l+1} for rows r0:r1 (eq. 3.9-3.11), with per-row losses.
+
+    Skips (``opts.skip``, bit-identical) a prediction whose input latent did not change
+    in this step, as ``pc._predict_layer`` does; ``force`` recomputes it anyway.
+    """
     X = data.X
     batch = X.shape[0]
     sizes = net.sizes
     n_layers = sizes.shape[0] - 1
-    pred = _rows(st.pred, sizes, batch, l + 1, r0, r1)
-    xin = X[r0:r1] if l == 0 else _rows(st.x, sizes, batch, l, r0, r1)
-    _affine(xin, _weight(net.params, sizes, l), _bias(net.params, sizes, l), pred)
-    _activate(pred, net.codes[l])
-    _grad_from_output(pred, _rows(st.gp, sizes, batch, l + 1, r0, r1), net.codes[l])
     info = st.info[chunk]
-    info[I_FWD, l + 1] += 1
+    fresh = force or (not opts.skip) or (l > 0 and info[I_XCHANGED, l] != 0)
+    pred = _rows(st.pred, sizes, batch, l + 1, r0, r1)
+    if fresh:
+        xin = X[r0:r1] if l == 0 else _rows(st.x, sizes, batch, l, r0, r1)
+        _affine(xin, _weight(net.params, sizes, l), _bias(net.params, sizes, l), pred)
+        _activate(pred, net.codes[l])
+        _grad_from_output(pred, _rows(st.gp, sizes, batch, l + 1, r0, r1), net.codes[l])
+        info[I_FWD, l + 1] += 1
+    else:
+        info[I_FWD_SKIPPED, l + 1] += 1
     e = _rows(st.e, sizes, batch, l + 1, r0, r1)
     if l + 1 == n_layers:
-        st.loss[chunk] = _loss_grad(pred, data.labels[r0:r1], data.targets[r0:r1],
-                                    net.loss_code, e)
-        _negate(e)
-        _row_losses(pred, e, data.labels, r0, net.loss_code, sg.row_loss)
-    else:
+        if fresh:
+            st.loss[chunk] = _loss_grad(pred, data.labels[r0:r1], data.targets[r0:r1],
+                                        net.loss_code, e)
+            _negate(e)
+            _row_losses(pred, e, data.labels, r0, net.loss_code, sg.row_loss)
+    elif fresh or info[I_XCHANGED, l + 1] != 0:
         _difference(e, _rows(st.x, sizes, batch, l + 1, r0, r1), pred)
-    if info[I_FIRST, l + 1] < 0 and _count_nonzero(e) > 0:
-        info[I_FIRST, l + 1] = t
+    # once nonzero, a layer is treated as nonzero (never skipped) for the rest of the call
+    if info[I_NONZERO, l + 1] == 0 and _count_nonzero(e) > 0:
+        info[I_NONZERO, l + 1] = 1
+        if info[I_FIRST, l + 1] < 0:
+            info[I_FIRST, l + 1] = t
 
 
 @jit
@@ -146,13 +159,16 @@ def _flat_rows(buf, sizes, batch, l, r0, r1):
 
 
 @jit
-def _restore_row(i, net, st, sg, so):
+def _restore_row(i, chunk, net, st, sg, so):
     """Put row i's latents (and moments) back as they were before the step. Its
     predictions, errors and loss are recomputed afterwards from these states by the same
     row-block products, which reproduces them bit for bit."""
     batch = sg.row_loss.shape[0]
     sizes = net.sizes
+    info = st.info[chunk]
     for l in range(1, sizes.shape[0] - 1):
+        if info[I_XCHANGED, l] == 0:  # skipped in this step: unchanged, and not copied
+            continue
         _layer(st.x, sizes, batch, l)[i] = _layer(sg.xb, sizes, batch, l)[i]
         if so.optimizer == MOMENTUM:
             _layer(sg.m1, sizes, batch, l)[i] = 0  # adaptive restart (see _accept_rows)
@@ -163,15 +179,26 @@ def _restore_row(i, net, st, sg, so):
 
 @jit
 def _update_layer(l, t, r0, r1, chunk, net, st, opts, sg, so):
-    """Move latent l of the running rows r0:r1 against g_l with the latent optimizer."""
+    """Move latent l of the running rows r0:r1 against g_l with the latent optimizer.
+
+    Skipped (``opts.skip``) while e_l and e_{l+1} are exactly zero in the whole chunk
+    (ahead of the Theorem 1 front): then g_l = 0 and the moments are zero, so x_l would
+    not change.
+    """
     batch = sg.row_loss.shape[0]
     sizes = net.sizes
+    info = st.info[chunk]
+    if opts.skip and info[I_NONZERO, l] == 0 and info[I_NONZERO, l + 1] == 0:
+        info[I_XCHANGED, l] = 0
+        info[I_VJP_SKIPPED, l] += 1
+        return
+    info[I_XCHANGED, l] = 1
     q = _rows(st.q, sizes, batch, l + 1, r0, r1)
     _scaled_product(q, _rows(st.e, sizes, batch, l + 1, r0, r1),
                     _rows(st.gp, sizes, batch, l + 1, r0, r1), opts.pis[l + 1])
     v = _rows(st.v, sizes, batch, l, r0, r1)
     _vjp_dense_input(q, _weight(net.params, sizes, l), v)
-    st.info[chunk][I_VJP, l] += 1
+    info[I_VJP, l] += 1
     x = _rows(st.x, sizes, batch, l, r0, r1)
     e = _rows(st.e, sizes, batch, l, r0, r1)
     m1 = _rows(sg.m1, sizes, batch, l, r0, r1)
@@ -233,7 +260,7 @@ def _accept_rows(t, r0, r1, chunk, net, st, opts, sg, so):
         if so.safeguard and not new <= old:  # also rejects NaN
             # momentum's velocity is zeroed, an adaptive restart (O'Donoghue & Candes
             # 2015): the velocity that overshot would push the retry the same way
-            _restore_row(i, net, st, sg, so)
+            _restore_row(i, chunk, net, st, sg, so)
             rejected += 1
             sg.scale[i] *= 0.5
             sg.rejects[i] += 1
@@ -261,10 +288,10 @@ def _safe_steps_body(t0, t1, r0, r1, chunk, net, data, st, opts, sg, so):
         for k in prange(n_layers - 1):
             _update_layer(k + 1, t, r0, r1, chunk, net, st, opts, sg, so)
         for l in prange(n_layers):
-            _predict_rows(l, t + 1, r0, r1, chunk, net, data, st, sg)
+            _predict_rows(l, t + 1, r0, r1, chunk, net, data, st, opts, sg, False)
         if _accept_rows(t, r0, r1, chunk, net, st, opts, sg, so) > 0:
             for l in prange(n_layers):
-                _predict_rows(l, t + 1, r0, r1, chunk, net, data, st, sg)
+                _predict_rows(l, t + 1, r0, r1, chunk, net, data, st, opts, sg, True)
 
 
 _safe_steps_serial, _safe_steps_layer_parallel = jit_pair(_safe_steps_body)
@@ -275,7 +302,7 @@ def _safe_reset_rows(r0, r1, chunk, net, data, st, opts, sg):
     """Predictions, per-row losses and energies of rows r0:r1 at the current states and
     weights (after the initialisation, or after a weight step of iPC); moments kept."""
     for l in range(net.sizes.shape[0] - 1):
-        _predict_rows(l, 0, r0, r1, chunk, net, data, st, sg)
+        _predict_rows(l, 0, r0, r1, chunk, net, data, st, opts, sg, True)
     _row_energies(r0, r1, net, st, opts.pis, sg, sg.energy)
     active = 0
     for i in range(r0, r1):
