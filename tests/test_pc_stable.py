@@ -1,6 +1,8 @@
 """The ``auto`` inference step rule (curvature step, energy safeguard, convergence stop),
 the latent optimizers and incremental PC (ipc), against tests/naive.py and their defining
 properties (ALGORITHMS.md, "Inference step from curvature"; kernels/pc_safeguard.py)."""
+import json
+
 import numpy as np
 import pytest
 
@@ -353,3 +355,40 @@ def test_auto_skip_is_bit_identical(optimizer, schedule):
     assert all(np.array_equal(p, q) for p, q in zip(a.states, b.states))
     assert a.rejected == b.rejected and a.stopped_at == b.stopped_at
     np.testing.assert_array_equal(a.first_nonzero, [4, 3, 2, 1])
+
+
+# ---------------------------------------------------------------------------------------
+# CLI
+# ---------------------------------------------------------------------------------------
+
+@pytest.fixture
+def run_cli(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+    from pckernels_cli.main import cli
+    monkeypatch.chdir(tmp_path)
+
+    def invoke(*args):
+        return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=True)
+    return invoke
+
+
+def test_cli_step_rule_and_json_metrics(run_cli, tmp_path):
+    fast = ["--epochs", "1", "--hidden", "8x2", "--no-progress"]
+    r = run_cli("train", "--algo", "vpc", *fast, "--json", "auto.json")
+    assert r.exit_code == 0, r.output
+    summary = json.loads((tmp_path / "auto.json").read_text())
+    assert summary["config"]["pc"]["step_rule"] == "auto"
+    assert summary["config"]["pc"]["steps"] == 20
+    epoch = summary["epochs"][0]
+    assert len(epoch["layer_step"]) == 2 and len(epoch["layer_energy"]) == 3
+    assert epoch["rejected_steps"] >= 0 and 1 <= epoch["inference_steps"] <= 20
+    r = run_cli("train", "--algo", "vpc", *fast, "--step-rule", "fixed",
+                "--latent-optimizer", "momentum", "--json", "fixed.json")
+    assert r.exit_code == 0, r.output
+    pc = json.loads((tmp_path / "fixed.json").read_text())["config"]["pc"]
+    assert pc["step_rule"] == "fixed" and pc["steps"] == 2 and pc["step_size"] == 1.0
+    assert pc["latent_optimizer"] == "momentum"
+    r = run_cli("train", "--algo", "fpa", *fast, "--step-rule", "auto")
+    assert r.exit_code == 0 and "--step-rule does not apply" in r.output
+    r = run_cli("train", "--algo", "ipc", *fast, "--latent-optimizer", "adam")
+    assert r.exit_code == 0, r.output
