@@ -209,12 +209,12 @@ def default_step_size(variant, precision_ratio=1.0, step_rule="fixed", latent_op
     but made inference diverge after a few epochs on digits, 0.1/k trained (with ~40 steps
     to converge). The ``auto`` rule removes this tuning.
     """
+    if variant == "scaled" and not (np.isfinite(precision_ratio) and precision_ratio > 0):
+        raise ValueError(f"precision_ratio must be > 0, got {precision_ratio}")
     if step_rule == "auto":
         return ADAM_STEP if latent_optimizer == "adam" else 1.0
     if variant != "scaled":
         return 1.0
-    if not (np.isfinite(precision_ratio) and precision_ratio > 0):
-        raise ValueError(f"precision_ratio must be > 0, got {precision_ratio}")
     return 0.1 / precision_ratio
 
 
