@@ -1,4 +1,9 @@
-"""Predictive-coding inference through the public API (ALGORITHMS.md, sections 3.1-3.5)."""
+"""Predictive-coding inference through the public API (ALGORITHMS.md, sections 3.1-3.5).
+
+vpc, scaled, fpa and zil with a fixed step run the kernels of ``kernels/pc.py``; the
+``auto`` step rule, the latent optimizers and ipc (incremental PC, Salvatori et al., ICLR
+2024) run the safeguarded loop of ``kernels/pc_safeguard.py``.
+"""
 from dataclasses import dataclass, field
 
 import numpy as np

@@ -8,7 +8,8 @@ per-sample factor ``scale_b`` in (0, 1]:
     gd:        x_l <- x_l - gamma_l scale_b g_l
     momentum:  m_l <- beta1 m_l + g_l;  x_l <- x_l - gamma_l scale_b m_l   (heavy ball)
     adam:      m_l <- beta1 m_l + (1 - beta1) g_l;  v_l <- beta2 v_l + (1 - beta2) g_l^2
-               x_l <- x_l - gamma_l scale_b (m_l / (1 - beta1^k)) / (sqrt(v_l / (1 - beta2^k)) + eps)
+               x_l <- x_l - gamma_l scale_b mhat / (sqrt(vhat) + eps),
+               mhat = m_l / (1 - beta1^k),  vhat = v_l / (1 - beta2^k)
 
 with k = t + 1 at step t (Kingma & Ba 2015). All layers move synchronously (Jacobi), as in
 ``pc.py``. After the step the predictions, errors and the *per-sample* energy
@@ -19,12 +20,17 @@ are recomputed. Safeguard (per sample, so that results do not depend on how the 
 cut into chunks or on the thread count): a step that raised F_b is undone (that row's
 latents and Adam moments restored from copies taken before the step, momentum's velocity
 zeroed, an adaptive restart; then the chunk's predictions, errors and losses recomputed,
-which gives the undone rows their earlier values bit for bit, since a row of a
-matrix product depends only on that row) and ``scale_b`` halves; an accepted step doubles ``scale_b``
-back towards 1. Convergence stop: a sample whose accepted step changed F_b by at most
-``rtol |F_b|`` (or whose scale fell below ``min_scale``) stops; ``stop[b]`` records the step
-count at which it stopped (-1: still running). A chunk whose rows have all stopped ends
-its loop early.
+which gives the undone rows their earlier values bit for bit, since a row of a matrix
+product depends only on that row) and ``scale_b`` halves; an accepted step doubles
+``scale_b`` back towards 1. Convergence stop: a sample whose accepted step changed F_b by
+at most ``rtol |F_b|`` (or whose scale fell below ``min_scale``) stops; ``stop[b]`` records
+the step count at which it stopped (-1: still running). A chunk whose rows have all
+stopped ends its loop early. With ``opts.skip``, layers ahead of the error front
+(Theorem 1) are skipped as in ``pc.py`` (bit-identical).
+
+The per-layer steps come from ``_auto_gammas``: ||W_l||_2 by power iteration (a vector
+per layer kept across batches), then the block-Gershgorin bound of
+``pckernels.pc.curvature_steps``.
 
 Buffers in the activation layout (layers 1..N of (batch, n_l)) and per-row arrays live in
 :data:`SafeState`; the layer-parallel build runs each phase with ``prange`` over layers
