@@ -8,7 +8,7 @@ import click
 from pckernels.kernels import ACTIVATIONS, LOSSES
 from pckernels.memory import MAX_WIDTH, parse_bytes
 from pckernels.model import DTYPES, PARAMETERISATIONS, WEIGHT_INITS
-from pckernels.pc import INITS, SCHEDULES
+from pckernels.pc import DEFAULT_ENERGY_TOL, INITS, LATENT_OPTIMIZERS, SCHEDULES, STEP_RULES
 from pckernels.training import ALGORITHMS, OPTIMIZERS
 
 
@@ -218,15 +218,32 @@ def pc_options(f):
                           "the batch, or serial."),
         click.option("--latent-init", "pc_init", type=click.Choice(sorted(INITS)),
                      default="forward", show_default=True,
-                     help="Initial latents (vpc, scaled): feedforward values or zeros."),
+                     help="Initial latents (vpc, scaled, ipc): feedforward values or zeros."),
         click.option("--precision-ratio", type=float, default=1.0, show_default=True,
                      callback=positive(), help="scaled: k, the hidden precisions."),
+        click.option("--energy-tol", type=float, default=DEFAULT_ENERGY_TOL,
+                     show_default=True, callback=finite,
+                     help="--step-rule auto: a sample stops inferring once a step changes "
+                          "its energy by at most this fraction (vpc, scaled)."),
+        click.option("--latent-optimizer", type=click.Choice(list(LATENT_OPTIMIZERS)),
+                     default="gd", show_default=True,
+                     help="Optimizer of the latents (vpc, scaled, ipc): gradient steps, "
+                          "heavy-ball momentum or Adam."),
+        click.option("--step-rule", type=click.Choice(STEP_RULES), default=None,
+                     help="Inference step of vpc, scaled and ipc: auto (per-layer step from "
+                          "a curvature bound, energy safeguard, convergence stop) or fixed "
+                          "(--step-size at every step, the paper's setting) [default: auto; "
+                          "fpa and zil: fixed]."),
         click.option("--step-size", type=float, default=None, callback=positive(),
-                     help="Inference step size gamma [default: 1; 0.1/k for scaled]."),
+                     help="Inference step size gamma [default: 1; 0.1/k for scaled with "
+                          "--step-rule fixed; with auto, the multiplier of the curvature "
+                          "step (Adam: its step, 0.01)]."),
         click.option("--steps", type=click.IntRange(min=0), default=None,
-                     help="Inference steps T (state updates) [default: L, the hidden layers]."),
+                     help="Inference steps T (state updates) [default: L, the hidden layers; "
+                          "at most max(L, 20) with --step-rule auto; ipc: max(L, 5)]."),
         click.option("--algo", type=click.Choice(ALGORITHMS), default="bp", show_default=True,
-                     help="bp (backprop) or a predictive-coding variant."),
+                     help="bp (backprop) or a predictive-coding variant (ipc: incremental "
+                          "PC, a weight step after every inference step)."),
     ]
     for o in opts:
         f = o(f)

@@ -119,9 +119,10 @@ def _row(cells, widths):
 @memory_option
 @resume_option
 def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init, gain, param,
-              algo, steps, step_size, precision_ratio, pc_init, schedule, no_skip, tol,
-              optimizer, lr, momentum, weight_decay, batch_size, epochs, val_fraction, seed,
-              cosine, json_path, save, progress, max_memory, resume):
+              algo, steps, step_size, step_rule, latent_optimizer, energy_tol,
+              precision_ratio, pc_init, schedule, no_skip, tol, optimizer, lr, momentum,
+              weight_decay, batch_size, epochs, val_fraction, seed, cosine, json_path, save,
+              progress, max_memory, resume):
     """Train an MLP with backprop or a predictive-coding variant.
 
     With no options: a 64x2 tanh MLP trained by backprop on scikit-learn's digits.
@@ -133,15 +134,21 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
         check_init(init, param, gain)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    if latent_given and algo not in ("vpc", "scaled"):
-        click.echo(f"warning: --latent-init does not apply to --algo {algo} (only to vpc and "
-                   "scaled); ignored", err=True)
+    if latent_given and algo not in ("vpc", "scaled", "ipc"):
+        click.echo(f"warning: --latent-init does not apply to --algo {algo} (only to vpc, "
+                   "scaled and ipc); ignored", err=True)
     resume_path, checkpoint = resume if resume is not None else (None, None)
     if checkpoint is not None:
         check_resume(ctx, checkpoint, epochs)
     warn_unused(ctx, [
         ("steps", "--steps", not bp, "to --algo bp"),
         ("step_size", "--step-size", not bp, "to --algo bp"),
+        ("step_rule", "--step-rule", algo in ("vpc", "scaled", "ipc"),
+         f"to --algo {algo} (only to vpc, scaled and ipc)"),
+        ("latent_optimizer", "--latent-optimizer", algo in ("vpc", "scaled", "ipc"),
+         f"to --algo {algo} (only to vpc, scaled and ipc)"),
+        ("energy_tol", "--energy-tol", algo in ("vpc", "scaled"),
+         f"to --algo {algo} (only to vpc and scaled)"),
         ("precision_ratio", "--precision-ratio", algo == "scaled",
          f"to --algo {algo} (only to scaled)"),
         ("schedule", "--schedule", not bp, "to --algo bp"),
@@ -181,13 +188,15 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
     try:
         net = MLP(sizes, activation=activation, loss=loss, dtype=dtype, seed=seed, init=init,
                   param=param, gain=gain)
+        if algo not in ("vpc", "scaled", "ipc"):
+            step_rule, latent_optimizer = None, "gd"  # warned above when given
         pc = PCSettings(steps=steps, step_size=step_size, precision_ratio=precision_ratio,
-                        init=pc_init, schedule=schedule, skip=not no_skip, tol=tol)
+                        init=pc_init, schedule=schedule, skip=not no_skip, tol=tol,
+                        step_rule=step_rule, latent_optimizer=latent_optimizer,
+                        energy_tol=energy_tol)
         resolved = pc.resolved(algo, len(widths)) if algo != "bp" else None
         if resolved is not None:
-            from pckernels.pc import PCRunner
-            PCRunner(net, algo, resolved.steps, resolved.step_size, resolved.precision_ratio,
-                     init=resolved.init, schedule=resolved.schedule, tol=resolved.tol)
+            resolved.runner(net, algo)
         Optimizer(net, optimizer, lr, momentum, weight_decay)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
@@ -213,8 +222,12 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
         config["pc"] = {"steps": resolved.steps, "step_size": resolved.step_size,
                         "precision_ratio": resolved.precision_ratio, "init": resolved.init,
                         "schedule": resolved.schedule, "skip": resolved.skip,
-                        "tol": resolved.tol}
-    desc = f"{algo}" + (f" T={resolved.steps} step={resolved.step_size:g}" if resolved else "")
+                        "tol": resolved.tol, "step_rule": resolved.step_rule,
+                        "latent_optimizer": resolved.latent_optimizer,
+                        "energy_tol": resolved.energy_tol}
+    desc = f"{algo}" + (f" T={resolved.steps} step={resolved.step_size:g}"
+                        + (f" ({resolved.step_rule})" if algo in ("vpc", "scaled", "ipc")
+                           else "") if resolved else "")
     setup = "".join(f", {v}" for v, default in ((f"init {init}", "init pytorch"),
                                                  (f"gain {net.gain:g}" if net.gain else "", ""),
                                                  (f"param {param}", "param standard"))

@@ -54,7 +54,8 @@ class _BaseMLP(BaseEstimator):
                  momentum=0.9, early_stopping=False, validation_fraction=0.1,
                  n_iter_no_change=10, algorithm="bp", steps=None, step_size=None,
                  precision_ratio=1.0, dtype="float32", init="pytorch", param="standard",
-                 gain=None, hidden=None, lr=None, epochs=None, optimizer=None):
+                 gain=None, step_rule=None, latent_optimizer="gd", hidden=None, lr=None,
+                 epochs=None, optimizer=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -79,6 +80,8 @@ class _BaseMLP(BaseEstimator):
         self.init = init
         self.param = param
         self.gain = gain
+        self.step_rule = step_rule
+        self.latent_optimizer = latent_optimizer
         self.hidden = hidden
         self.lr = lr
         self.epochs = epochs
@@ -162,7 +165,8 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(f"batch_size must be 'auto' or an integer >= 1, got {batch!r}")
         check_init(self.init, self.param, self.gain)
         s["pc"] = PCSettings(steps=self.steps, step_size=self.step_size,
-                             precision_ratio=self.precision_ratio)
+                             precision_ratio=self.precision_ratio, step_rule=self.step_rule,
+                             latent_optimizer=self.latent_optimizer)
         return s
 
     def _batching(self, s, n_samples, warn=True):
@@ -441,7 +445,7 @@ default "relu"
         classifier), stop on its score and keep the parameters of its best epoch.
     validation_fraction : float, default 0.1
     n_iter_no_change : int, default 10
-    algorithm : {"bp", "vpc", "scaled", "fpa", "zil"}, default "bp"
+    algorithm : {"bp", "vpc", "scaled", "fpa", "zil", "ipc"}, default "bp"
         How the per-batch update is computed (docs/algorithms.md).
     steps : int, optional
         Inference steps T of a PC algorithm; default L.
@@ -459,6 +463,11 @@ default "relu"
         connections.
     gain : float, optional
         Gain of the xavier and orthogonal initialisations [default: the activation's].
+    step_rule : {"auto", "fixed"}, optional
+        Inference step rule of vpc, scaled and ipc (default ``auto``: a per-layer curvature
+        step with a per-sample energy safeguard; see :func:`pckernels.pc_infer`).
+    latent_optimizer : {"gd", "momentum", "adam"}, default "gd"
+        Optimizer of the latents (vpc, scaled, ipc).
     hidden, lr, epochs, optimizer : deprecated
         Old names of ``hidden_layer_sizes``, ``learning_rate_init``, ``max_iter`` and
         ``solver``; when set they are used, with a FutureWarning.

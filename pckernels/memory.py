@@ -179,6 +179,12 @@ def training_bytes(sizes, batch_size, *, dtype="float32", algo="bp", optimizer="
     total += 2 * batch * activations * item                         # train workspace h, d
     if algo != "bp":
         total += 8 * batch * activations * item                     # PC buffers
+    if algo in ("vpc", "scaled", "ipc"):
+        # the safeguarded loop of the auto step rule: latents before a step, optimizer
+        # moments and their copies; per-row losses, energies, step factors
+        total += 5 * batch * activations * item + 6 * batch * 8
+    if algo == "ipc":
+        total += n_params * (item + 8)                              # per-step gradient, sum
     chunk = min(EVAL_CHUNK, max(int(n_eval), 0))
     if chunk:
         total += 2 * chunk * activations * item                     # evaluation workspace

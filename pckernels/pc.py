@@ -1,4 +1,9 @@
-"""Predictive-coding inference through the public API (ALGORITHMS.md, sections 3.1-3.5)."""
+"""Predictive-coding inference through the public API (docs/algorithms.md, sections 3.1-3.5).
+
+vpc, scaled, fpa and zil with a fixed step run the kernels of ``kernels/pc.py``; the
+``auto`` step rule, the latent optimizers and ipc (incremental PC, Salvatori et al., ICLR
+2024) run the safeguarded loop of ``kernels/pc_safeguard.py``.
+"""
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -6,14 +11,35 @@ import numpy as np
 from .backprop import GradientResult, backprop_into
 from .config import get_threads
 from .kernels import pc as K
+from .kernels import pc_safeguard as S
+from .kernels.activations import IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH
+from .kernels.losses import MSE, NLL
 from .kernels.network import _layer, _layer_cosines
 
-VARIANTS = ("vpc", "scaled", "fpa", "zil")
+VARIANTS = ("vpc", "scaled", "fpa", "zil", "ipc")
 SCHEDULES = ("auto", "serial", "layers", "batch")
 INITS = {"forward": K.INIT_FORWARD, "zeros": K.INIT_ZEROS}
-_CODES = {"vpc": K.VPC, "scaled": K.VPC, "fpa": K.FPA, "zil": K.ZIL}
+_CODES = {"vpc": K.VPC, "scaled": K.VPC, "fpa": K.FPA, "zil": K.ZIL, "ipc": K.VPC}
 #: Variants whose inference is gradient descent on the energy F (so F must not rise).
-ENERGY_DESCENT = ("vpc", "scaled")
+ENERGY_DESCENT = ("vpc", "scaled", "ipc")
+#: How the inference step is chosen (energy-descent variants): ``fixed`` uses gamma as
+#: given (the paper's setting); ``auto`` uses a per-layer step from a curvature bound with
+#: an energy safeguard and a convergence stop (see :func:`curvature_steps`).
+STEP_RULES = ("auto", "fixed")
+#: Optimizers on the latents (see ``kernels/pc_safeguard.py`` for the equations).
+LATENT_OPTIMIZERS = {"gd": S.GD, "momentum": S.MOMENTUM, "adam": S.ADAM}
+#: Upper bounds of |g'| per activation code and of the loss Hessian's largest eigenvalue
+#: with respect to the output (nll: diag(p) - p p^T has eigenvalues <= 1/2; mse: 1).
+_GRAD_BOUND = {IDENTITY: 1.0, TANH: 1.0, RELU: 1.0, LEAKY_RELU: 1.0, SIGMOID: 0.25}
+_LOSS_CURVATURE = {NLL: 0.5, MSE: 1.0}
+#: Power iterations per weight layer: on the first batch, then per batch (warm start).
+POWER_ITERS_FIRST, POWER_ITERS = 30, 1
+#: Default relative energy tolerance of the convergence stop of the ``auto`` rule.
+DEFAULT_ENERGY_TOL = 1e-4
+#: Latent-optimizer constants (momentum uses beta1).
+LATENT_BETAS, LATENT_EPS = (0.9, 0.999), 1e-8
+#: A row whose step factor falls below this after rejected steps stops (no step lowers F).
+MIN_SCALE = 2.0 ** -20
 #: Relative rise of F over an inference that counts as "the energy rose".
 ENERGY_RISE_TOL = 1e-4
 
@@ -36,11 +62,22 @@ class PCTrace:
         Cosine similarity of the update-so-far with the backprop gradient (all parameters).
     layer_cosine : array of shape (T+1, N)
         The same per weight layer (0 where the update or the gradient is zero).
+    layer_energy : array of shape (T+1, N) or None
+        Terms of F: ``pi_l/2 ||e_l||^2`` for l = 1..L, and ``pi_N * loss`` (last column).
+        None for fpa.
+    layer_step : array of shape (T+1, L) or None
+        Under the ``auto`` rule or a latent optimizer: the step gamma_l * scale_b of each
+        latent, averaged over the samples, that the next step will use.
+    rejected : int array of shape (T+1,) or None
+        Under the ``auto`` rule: rejected steps (summed over samples) up to step t.
     """
     energy: np.ndarray
     error_norms: np.ndarray
     cosine: np.ndarray
     layer_cosine: np.ndarray
+    layer_energy: np.ndarray = None
+    layer_step: np.ndarray = None
+    rejected: np.ndarray = None
 
 
 @dataclass
@@ -61,6 +98,19 @@ class PCResult(GradientResult):
     work : dict
         Counts of inference VJPs and predictions computed and skipped.
     trace : PCTrace or None
+    step_rule : str
+    stopped_at : int
+        Steps run before every sample had stopped (the ``auto`` rule's convergence stop;
+        ``steps`` when some sample ran them all or under the fixed rule).
+    rejected : int
+        Steps rejected by the energy safeguard, summed over the samples.
+    layer_step : array of shape (L,) or None
+        The final per-latent step gamma_l * scale_b, averaged over the samples (``auto``).
+    layer_energy : array of shape (N,) or None
+        Terms of F after inference (see :class:`PCTrace`); None for fpa.
+    params : array or None
+        ipc only: the parameters after the inference's weight steps (``net`` is left as it
+        was).
     """
     variant: str = ""
     steps: int = 0
@@ -71,6 +121,12 @@ class PCResult(GradientResult):
     errors: list = field(default=None, repr=False)
     work: dict = None
     trace: PCTrace = field(default=None, repr=False)
+    step_rule: str = "fixed"
+    stopped_at: int = 0
+    rejected: int = 0
+    layer_step: np.ndarray = None
+    layer_energy: np.ndarray = None
+    params: np.ndarray = field(default=None, repr=False)
 
 
 def precisions_for(net, variant, precision_ratio=1.0, precisions=None):
@@ -97,9 +153,24 @@ def precisions_for(net, variant, precision_ratio=1.0, precisions=None):
     return pis
 
 
-def _check_args(net, variant, steps, step_size, schedule, init, chunk_rows, tol):
+def _check_args(net, variant, steps, step_size, schedule, init, chunk_rows, tol,
+                step_rule="fixed", latent_optimizer="gd", energy_tol=DEFAULT_ENERGY_TOL):
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
+    if step_rule not in STEP_RULES:
+        raise ValueError(f"unknown step_rule {step_rule!r}; choose from {', '.join(STEP_RULES)}")
+    if latent_optimizer not in LATENT_OPTIMIZERS:
+        raise ValueError(f"unknown latent_optimizer {latent_optimizer!r}; choose from "
+                         f"{', '.join(LATENT_OPTIMIZERS)}")
+    if variant not in ENERGY_DESCENT:
+        if step_rule != "fixed":
+            raise ValueError(f"step_rule {step_rule!r} applies to {', '.join(ENERGY_DESCENT)} "
+                             f"only; {variant} needs 'fixed'")
+        if latent_optimizer != "gd":
+            raise ValueError(f"latent_optimizer {latent_optimizer!r} applies to "
+                             f"{', '.join(ENERGY_DESCENT)} only; {variant} needs 'gd'")
+    if not (np.isfinite(energy_tol) and energy_tol >= 0):
+        raise ValueError(f"energy_tol must be finite and >= 0, got {energy_tol}")
     if isinstance(steps, bool) or int(steps) != steps or steps < 0:
         raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
     if not np.isfinite(step_size) or step_size <= 0:
@@ -131,19 +202,73 @@ def resolve_schedule(schedule):
     return "serial" if schedule == "auto" else schedule
 
 
-def default_step_size(variant, precision_ratio=1.0):
-    """The step size the CLI uses when none is given: 1, or 0.1/k for ``scaled``.
+def default_step_size(variant, precision_ratio=1.0, step_rule="fixed", latent_optimizer="gd"):
+    """The step size used when none is given.
 
-    ``scaled`` multiplies the hidden precisions by k, so the stable step shrinks as 1/k.
-    It also shrinks as the weights grow during training (the coupling between layers
-    scales with ||W||^2): 0.5/k is stable at initialisation but made inference diverge
-    after a few epochs on digits, 0.1/k trained (with ~40 steps to converge).
+    Under the ``auto`` rule it multiplies the curvature step (:func:`curvature_steps`): 1
+    (gd, momentum), or is the step of Adam itself, :data:`ADAM_STEP` (Adam's moves are in
+    units of the latents, not of the gradient, so no curvature enters). Under the fixed
+    rule: 1, or 0.1/k for ``scaled``. ``scaled`` multiplies the hidden precisions by k, so
+    the stable step shrinks as 1/k. It also shrinks as the weights grow during training
+    (the coupling between layers scales with ||W||^2): 0.5/k is stable at initialisation
+    but made inference diverge after a few epochs on digits, 0.1/k trained (with ~40 steps
+    to converge). The ``auto`` rule removes this tuning.
     """
+    if variant == "scaled" and not (np.isfinite(precision_ratio) and precision_ratio > 0):
+        raise ValueError(f"precision_ratio must be > 0, got {precision_ratio}")
+    if step_rule == "auto":
+        return ADAM_STEP if latent_optimizer == "adam" else 1.0
     if variant != "scaled":
         return 1.0
-    if not (np.isfinite(precision_ratio) and precision_ratio > 0):
-        raise ValueError(f"precision_ratio must be > 0, got {precision_ratio}")
     return 0.1 / precision_ratio
+
+
+#: Default step of Adam on the latents under the ``auto`` rule.
+ADAM_STEP = 0.01
+
+
+def curvature_steps(norms, pis, codes, loss_code, step_size=1.0):
+    """Per-latent steps gamma_l = step_size / R_l from a bound on the energy's curvature.
+
+    The Gauss-Newton part of the Hessian of F in the latents (docs/algorithms.md, "Inference
+    step from curvature") has diagonal blocks ``pi_l I + pi_{l+1} J_l^T C_{l+1} J_l`` and
+    off-diagonal blocks ``-pi_{l+1} J_l^T`` (latents l, l+1), with ``J_l = W_l diag(g_l')``
+    and ``C`` the identity, or the loss Hessian at the output (<= 1/2 for nll). With
+    ``a_l = ||W_l||_2 max|g_l'|`` >= ||J_l||, the block row sums
+
+        R_l = pi_l (1 + a_{l-1} [l >= 2]) + pi_{l+1} (c_{l+1} a_l^2 + a_l [l < L])
+
+    bound the largest eigenvalue of H (Gershgorin, by blocks), and the Jacobi-preconditioned
+    H, diag(R)^-1 H, has eigenvalues <= 1: synchronous gradient steps gamma_l = 1/R_l are
+    stable (< 2/lambda), for any width, depth and precisions. The term in g'' times the
+    error is left out; the energy safeguard covers it.
+
+    Parameters
+    ----------
+    norms : array of shape (N,)
+        ||W_l||_2 estimates (power iteration), l = 0..N-1.
+    pis : array of shape (N+1,)
+        Precisions (index 0 unused).
+    codes : int array of shape (N,)
+        Activation codes of the weight layers.
+    loss_code : int
+    step_size : float
+        Multiplier of the curvature step.
+
+    Returns
+    -------
+    array of shape (N+1,)
+        gamma_l for latents l = 1..L (entries 0 and N are 0).
+    """
+    gammas = np.zeros(len(norms) + 1, dtype=np.float64)
+    S._curvature_steps(np.asarray(norms, dtype=np.float64), np.asarray(pis, np.float64),
+                       _grad_bounds(codes), _LOSS_CURVATURE[int(loss_code)], float(step_size),
+                       gammas)
+    return gammas
+
+
+def _grad_bounds(codes):
+    return np.array([_GRAD_BOUND[int(c)] for c in codes], dtype=np.float64)
 
 
 class PCWorkspace:
@@ -158,6 +283,20 @@ class PCWorkspace:
             info=np.zeros((n_chunks, K.N_INFO, net.n_layers + 1), np.int64),
             loss=np.zeros(n_chunks, np.float64), loss0=np.zeros(n_chunks, np.float64))
         self.partial = np.zeros((n_chunks, net.n_params), dt)
+        self.n, self.batch, self.n_chunks = n, batch, n_chunks
+        self.safe = None
+
+    def safe_state(self, net):
+        """The buffers of the safeguarded loop (allocated on first use)."""
+        if self.safe is None:
+            n, b, dt = self.n, self.batch, net.dtype
+            self.safe = S.SafeState(
+                xb=np.zeros(n, dt), m1=np.zeros(n, dt), m2=np.zeros(n, dt),
+                m1b=np.zeros(n, dt), m2b=np.zeros(n, dt), row_loss=np.zeros(b),
+                energy=np.zeros(b), energy_new=np.zeros(b), scale=np.ones(b),
+                stop=np.full(b, -1, np.int64), rejects=np.zeros(b, np.int64),
+                gammas=np.zeros(net.n_layers + 1), active=np.zeros(self.n_chunks, np.int64))
+        return self.safe
 
     @staticmethod
     def get(net, batch, n_chunks):
@@ -173,12 +312,19 @@ class PCRunner:
     """Validated settings of a PC variant, reusable across batches (used by training).
 
     :func:`pc_infer` is the one-call front end; the training loop keeps a runner so that
-    the per-batch path does no validation beyond the array checks it already did.
+    the per-batch path does no validation beyond the array checks it already did. Under
+    the ``auto`` step rule the runner keeps one power-iteration vector per weight layer,
+    so each batch's ||W_l|| estimate starts from the previous batch's (a few iterations
+    instead of many).
     """
 
     def __init__(self, net, variant, steps, step_size, precision_ratio=1.0, precisions=None,
-                 init="forward", schedule="auto", chunk_rows=None, skip=True, tol=1e-6):
-        _check_args(net, variant, steps, step_size, schedule, init, chunk_rows, tol)
+                 init="forward", schedule="auto", chunk_rows=None, skip=True, tol=1e-6,
+                 step_rule="fixed", latent_optimizer="gd", energy_tol=DEFAULT_ENERGY_TOL):
+        _check_args(net, variant, steps, step_size, schedule, init, chunk_rows, tol,
+                    step_rule, latent_optimizer, energy_tol)
+        if variant == "ipc" and steps < 1:
+            raise ValueError("ipc needs steps >= 1 (one weight step per inference step)")
         self.net = net
         self.variant = variant
         self.steps = int(steps)
@@ -186,12 +332,26 @@ class PCRunner:
         self.init = init
         self.schedule = schedule
         self.chunk_rows = chunk_rows
+        self.step_rule = step_rule
+        self.latent_optimizer = latent_optimizer
         self.pis = precisions_for(net, variant, precision_ratio, precisions)
+        # ipc changes the weights between steps, so the skip bookkeeping does not apply
         self.opts = K.PCOpts(variant=_CODES[variant], gamma=self.step_size, pis=self.pis,
-                             tol=float(tol), skip=bool(skip))
+                             tol=float(tol), skip=bool(skip) and variant != "ipc")
         self.knet = K.PCNet(params=net.params, sizes=net.sizes, codes=net.codes,
                             loss_code=net.loss_code)
+        # the safeguarded loop serves the auto rule, latent optimizers other than plain
+        # gradient steps, and ipc; fixed-step gd of vpc/scaled keeps the kernels of pc.py
+        self.safe = step_rule == "auto" or latent_optimizer != "gd" or variant == "ipc"
+        auto = step_rule == "auto"
+        self.safe_opts = S.SafeOpts(
+            optimizer=LATENT_OPTIMIZERS[latent_optimizer], safeguard=auto,
+            rtol=float(energy_tol) if auto and variant != "ipc" else -1.0,
+            beta1=LATENT_BETAS[0], beta2=LATENT_BETAS[1], eps=LATENT_EPS, min_scale=MIN_SCALE)
+        self._power_vecs = None
+        self.norms = None
         self.energy_change, self.energy_rose = None, False
+        self.stats = None
 
     def _layout(self, batch):
         schedule = resolve_schedule(self.schedule)
@@ -200,13 +360,46 @@ class PCRunner:
             rows = min(batch, self.chunk_rows or DEFAULT_CHUNK_ROWS)
         return schedule, rows, (batch + rows - 1) // rows
 
-    def run(self, X, labels, targets, grad, trace_with=None):
+    def _base_steps(self):
+        """gamma_l for l = 1..L (N+1 entries): the curvature step (``auto`` with gd or
+        momentum) or ``step_size`` (fixed rule, or Adam)."""
+        n = self.net.n_layers
+        if self.step_rule != "auto" or self.latent_optimizer == "adam":
+            g = np.full(n + 1, self.step_size)
+            g[0] = g[n] = 0.0
+            return g
+        iters = POWER_ITERS
+        if self._power_vecs is None:
+            iters = POWER_ITERS_FIRST
+            sizes = self.net.sizes[1:]
+            idx = np.concatenate([np.arange(m, dtype=np.float64) for m in sizes])
+            vecs = 1.0 + 0.5 * np.sin(idx + 1.0)
+            off = 0
+            for m in sizes:
+                vecs[off:off + m] /= np.linalg.norm(vecs[off:off + m])
+                off += m
+            self._power_vecs = vecs
+            self.norms = np.zeros(n, dtype=np.float64)
+            self._gammas = np.zeros(n + 1, dtype=np.float64)
+            self._bounds = _grad_bounds(self.net.codes)
+            self._loss_curvature = _LOSS_CURVATURE[int(self.net.loss_code)]
+        S._auto_gammas(self.net.params, self.net.sizes, self._power_vecs, iters, self.pis,
+                       self._bounds, self._loss_curvature, self.step_size, self.norms,
+                       self._gammas)
+        return self._gammas
+
+    def run(self, X, labels, targets, grad, trace_with=None, weight_step=None):
         """Inference on validated arrays; writes the update into ``grad`` (flat layout).
 
         Returns ``(loss, workspace, trace)``. ``trace_with`` is the backprop gradient to
         compare with, or None for the fused path with no per-step recording. Afterwards
         ``energy_change`` holds ``(F_0, F_T)`` for the energy-descent variants started at
-        the feedforward values (else None), and ``energy_rose`` whether F_T > F_0.
+        the feedforward values (else None), and ``energy_rose`` whether F_T > F_0; ``stats``
+        the per-batch diagnostics (steps run, rejected steps, per-layer steps and energies).
+
+        ipc: ``weight_step(g)`` is called after every inference step with the gradient
+        ``g`` of the mean energy at the current states and weights and must update
+        ``net.params`` in place; ``grad`` receives the mean of those gradients.
         """
         batch = X.shape[0]
         schedule, rows, n_chunks = self._layout(batch)
@@ -215,31 +408,81 @@ class PCRunner:
         data = K.PCData(X=X, labels=labels, targets=targets)
         init = INITS[self.init]
         parallel = get_threads() > 1
-        if schedule == "batch" and trace_with is None:
-            fused = K._pc_fused_batch_parallel if parallel else K._pc_fused_batch_serial
-            loss = fused(init, self.steps, rows, self.knet, data, st, self.opts, ws.partial,
-                         grad)
+        sg = None
+        if self.safe:
+            sg = ws.safe_state(self.net)
+            sg.gammas[:] = self._base_steps()
+        if self.variant == "ipc":
+            if weight_step is None:
+                raise ValueError("ipc needs a weight_step")
+            loss, trace = self._run_ipc(schedule, rows, data, st, sg, ws, grad, trace_with,
+                                        weight_step, init)
+        elif schedule == "batch" and trace_with is None:
+            if self.safe:
+                fused = S._safe_fused_batch_parallel if parallel else S._safe_fused_batch_serial
+                loss = fused(init, self.steps, rows, self.knet, data, st, self.opts, sg,
+                             self.safe_opts, ws.partial, grad)
+            else:
+                fused = K._pc_fused_batch_parallel if parallel else K._pc_fused_batch_serial
+                loss = fused(init, self.steps, rows, self.knet, data, st, self.opts,
+                             ws.partial, grad)
             trace = None
         else:
-            init_kernel = (K._pc_init_parallel if schedule == "batch" and parallel
-                           else K._pc_init_serial)
-            loss = init_kernel(init, rows, self.knet, data, st, self.opts)
+            loss = self._init(schedule, init, rows, data, st, sg)
             if trace_with is None:
-                self._advance(schedule, 0, self.steps, rows, data, st)
+                self._advance(schedule, 0, self.steps, rows, data, st, sg)
                 trace = None
             else:
-                trace = self._traced(schedule, self.steps, rows, data, st, trace_with, grad,
-                                     ws)
+                trace = self._traced(schedule, self.steps, rows, data, st, sg, trace_with,
+                                     grad, ws)
             self._gradient(schedule, rows, data, st, ws, grad)
         self._check_energy(data, st)
+        self._collect_stats(data, st, sg)
         return loss, ws, trace
+
+    def _init(self, schedule, init, rows, data, st, sg):
+        parallel = schedule == "batch" and get_threads() > 1
+        init_kernel = K._pc_init_parallel if parallel else K._pc_init_serial
+        loss = init_kernel(init, rows, self.knet, data, st, self.opts)
+        if sg is not None:
+            kernel = S._safe_init_parallel if parallel else S._safe_init_serial
+            kernel(rows, self.knet, data, st, self.opts, sg)
+        return loss
+
+    def _run_ipc(self, schedule, rows, data, st, sg, ws, grad, trace_with, weight_step, init):
+        """iPC (Salvatori et al. 2024): a weight step on the energy after every state step.
+
+        For t = 0..T-1: x(t+1) from x(t) at weights W(t) (the step rule as for vpc); then
+        W(t+1) = weight_step(dF/dW at x(t+1), W(t)), and the predictions, errors and
+        energies are recomputed at W(t+1). ``grad`` gets the mean of the T gradients.
+        """
+        loss = self._init(schedule, init, rows, data, st, sg)
+        step_grad = self.net.zeros_like_params()
+        total = np.zeros(grad.shape, dtype=np.float64)
+        reset = (S._safe_reset_parallel if schedule == "batch" and get_threads() > 1
+                 else S._safe_reset_serial)
+        rec = self._recorder(schedule, rows, data, st, sg, trace_with, grad, ws) \
+            if trace_with is not None else None
+        if rec is not None:
+            rec.record(None)
+        for t in range(self.steps):
+            self._advance(schedule, t, t + 1, rows, data, st, sg)
+            self._gradient(schedule, rows, data, st, ws, step_grad)
+            total += step_grad
+            weight_step(step_grad)
+            reset(rows, self.knet, data, st, self.opts, sg)
+            if rec is not None:
+                rec.record((total / (t + 1)).astype(grad.dtype))
+        grad[:] = total / self.steps
+        return loss, (rec.result() if rec is not None else None)
 
     def _check_energy(self, data, st):
         """Compare the energy after inference with the energy at the feedforward values.
 
         From feedforward values every hidden error is zero, so F_0 = pi_N * (loss sum);
-        energy descent with a stable step size never ends above it (ALGORITHMS.md, fact
-        5). One pass over the errors, small next to the T inference steps.
+        energy descent with a stable step size never ends above it (docs/algorithms.md, fact
+        5). One pass over the errors, small next to the T inference steps. (For ipc the
+        weights moved too; F_T is taken at the final weights.)
         """
         self.energy_change, self.energy_rose = None, False
         if self.variant not in ENERGY_DESCENT or self.init != "forward" or self.steps == 0:
@@ -250,10 +493,38 @@ class PCRunner:
         # float32 rounding of a converged state can leave F_T a hair above F_0
         self.energy_rose = not ft <= f0 * (1 + ENERGY_RISE_TOL) + 1e-12
 
-    def _advance(self, schedule, t0, t1, rows, data, st):
+    def _collect_stats(self, data, st, sg):
+        """Per-batch diagnostics for the training metrics (energy-descent variants)."""
+        if self.variant not in ENERGY_DESCENT:
+            self.stats = None
+            return
+        n = self.net.n_layers
+        energies = np.zeros(n, dtype=np.float64)
+        S._layer_energies(self.knet, data, st, self.opts, energies)
+        stats = {"layer_energy": energies, "steps_run": self.steps,
+                 "rejected": 0, "layer_step": None}
+        if sg is not None:
+            stats["steps_run"] = _steps_run(sg, self.steps)
+            stats["rejected"] = int(sg.rejects.sum())
+            stats["layer_step"] = sg.gammas[1:n] * float(sg.scale.mean())
+        self.stats = stats
+
+    def _advance(self, schedule, t0, t1, rows, data, st, sg=None):
         if t1 <= t0:
             return
-        if schedule == "batch":
+        if sg is not None:
+            so = self.safe_opts
+            if schedule == "batch":
+                kernel = (S._safe_steps_batch_parallel if get_threads() > 1
+                          else S._safe_steps_batch_serial)
+                kernel(t0, t1, rows, self.knet, data, st, self.opts, sg, so)
+            elif schedule == "layers":
+                S._safe_steps_layer_parallel(t0, t1, 0, data.X.shape[0], 0, self.knet, data,
+                                             st, self.opts, sg, so)
+            else:
+                S._safe_steps_serial(t0, t1, 0, data.X.shape[0], 0, self.knet, data, st,
+                                     self.opts, sg, so)
+        elif schedule == "batch":
             kernel = K._steps_batch_parallel if get_threads() > 1 else K._steps_batch_serial
             kernel(t0, t1, rows, self.knet, data, st, self.opts)
         elif schedule == "layers":
@@ -272,28 +543,16 @@ class PCRunner:
         else:
             K._pc_gradient_serial(self.knet, data, st, self.opts, grad)
 
-    def _traced(self, schedule, n_updates, rows, data, st, bp_grad, grad, ws):
-        n = self.net.n_layers
-        energy, norms, cos, layer_cos = [], [], [], []
+    def _recorder(self, schedule, rows, data, st, sg, bp_grad, grad, ws):
+        return _Recorder(self, schedule, rows, data, st, sg, bp_grad, grad, ws)
 
-        def record():
-            if self.variant != "fpa":
-                energy.append(K._energy(self.knet, data, st, self.opts))
-            out = np.zeros(n, dtype=np.float64)
-            K._error_norms(self.knet, data, st, out)
-            norms.append(out)
-            self._gradient(schedule, rows, data, st, ws, grad)
-            per_layer = np.zeros(n, dtype=np.float64)
-            cos.append(_layer_cosines(grad, bp_grad, self.net.sizes, per_layer))
-            layer_cos.append(per_layer)
-
-        record()
+    def _traced(self, schedule, n_updates, rows, data, st, sg, bp_grad, grad, ws):
+        rec = self._recorder(schedule, rows, data, st, sg, bp_grad, grad, ws)
+        rec.record(None)
         for t in range(n_updates):
-            self._advance(schedule, t, t + 1, rows, data, st)
-            record()
-        return PCTrace(energy=np.array(energy) if energy else None,
-                       error_norms=np.array(norms), cosine=np.array(cos),
-                       layer_cosine=np.array(layer_cos, dtype=np.float64))
+            self._advance(schedule, t, t + 1, rows, data, st, sg)
+            rec.record(None)
+        return rec.result()
 
     def summarize(self, ws):
         """first_nonzero, converged_at and work counts from the workspace's info table."""
@@ -307,6 +566,10 @@ class PCRunner:
         converged = np.where(last + 1 >= n_updates, -1, last + 1)
         converged = np.where(last < 0, 0, converged)
         converged = np.where(first < 0, -1, converged)  # the error never arrived
+        if self.safe and ws.safe is not None:
+            # the safeguarded loop stops per sample on the energy, not per layer
+            run = _steps_run(ws.safe, self.steps)
+            converged = np.where(first < 0, -1, run if run < self.steps else -1)
         vjp = int(info[:, K.I_VJP, 1:n].sum())
         vjp_skipped = int(info[:, K.I_VJP_SKIPPED, 1:n].sum())
         fwd = int(info[:, K.I_FWD, 1:].sum())
@@ -317,6 +580,54 @@ class PCRunner:
                 "skipped_fraction": (vjp_skipped + fwd_skipped) / max(total + fwd + fwd_skipped, 1),
                 "chunks": int(info.shape[0])}
         return first.astype(np.int64), converged.astype(np.int64), work
+
+
+def _steps_run(sg, steps):
+    """Steps run before every sample had stopped (``steps`` if one never stopped)."""
+    if np.any(sg.stop < 0):
+        return int(steps)
+    return int(sg.stop.max())
+
+
+class _Recorder:
+    """Per-step trace of a runner: energy, its terms, error norms, steps, cosines."""
+
+    def __init__(self, runner, schedule, rows, data, st, sg, bp_grad, grad, ws):
+        self.r, self.schedule, self.rows, self.data = runner, schedule, rows, data
+        self.st, self.sg, self.bp_grad, self.grad, self.ws = st, sg, bp_grad, grad, ws
+        self.energy, self.terms, self.norms, self.cos, self.layer_cos = [], [], [], [], []
+        self.steps, self.rejected = [], []
+
+    def record(self, update):
+        """Record the current state; ``update`` is the update so far (None: compute it)."""
+        r, n = self.r, self.r.net.n_layers
+        if r.variant != "fpa":
+            self.energy.append(K._energy(r.knet, self.data, self.st, r.opts))
+            terms = np.zeros(n, dtype=np.float64)
+            S._layer_energies(r.knet, self.data, self.st, r.opts, terms)
+            self.terms.append(terms)
+        out = np.zeros(n, dtype=np.float64)
+        K._error_norms(r.knet, self.data, self.st, out)
+        self.norms.append(out)
+        if update is None:
+            r._gradient(self.schedule, self.rows, self.data, self.st, self.ws, self.grad)
+            update = self.grad
+        per_layer = np.zeros(n, dtype=np.float64)
+        self.cos.append(_layer_cosines(update, self.bp_grad, r.net.sizes, per_layer))
+        self.layer_cos.append(per_layer)
+        if self.sg is not None:
+            running = self.sg.stop < 0
+            self.steps.append(self.sg.gammas[1:n] * float(np.mean(self.sg.scale * running)))
+            self.rejected.append(int(self.sg.rejects.sum()))
+
+    def result(self):
+        return PCTrace(energy=np.array(self.energy) if self.energy else None,
+                       error_norms=np.array(self.norms), cosine=np.array(self.cos),
+                       layer_cosine=np.array(self.layer_cos, dtype=np.float64),
+                       layer_energy=np.array(self.terms) if self.terms else None,
+                       layer_step=np.array(self.steps) if self.steps else None,
+                       rejected=np.array(self.rejected, dtype=np.int64) if self.rejected
+                       else None)
 
 
 def cosine(a, b):
@@ -331,7 +642,8 @@ def cosine(a, b):
 
 def pc_infer(net, X, y, variant, steps, step_size, precision_ratio=1.0, *, precisions=None,
              init="forward", schedule="auto", chunk_rows=None, skip=True, tol=1e-6,
-             trace=False):
+             trace=False, step_rule="fixed", latent_optimizer="gd",
+             energy_tol=DEFAULT_ENERGY_TOL, weight_lr=0.01):
     """Run T steps of predictive-coding inference and return the parameter update.
 
     Parameters
@@ -339,13 +651,19 @@ def pc_infer(net, X, y, variant, steps, step_size, precision_ratio=1.0, *, preci
     net : MLP
     X : array of shape (batch, n_0)
     y : array of shape (batch,) of labels, or (batch, n_N) targets for ``mse``
-    variant : {"vpc", "scaled", "fpa", "zil"}
+    variant : {"vpc", "scaled", "fpa", "zil", "ipc"}
+        ``ipc`` (incremental PC, Salvatori et al., ICLR 2024) is vpc whose weights also
+        take a gradient step on the energy after every inference step: here plain steps
+        ``W <- W - weight_lr * dF/dW`` (dF/dW as a batch-mean gradient) on a copy, so
+        ``net`` is not changed; ``result.params`` holds the final parameters and
+        ``result.grad`` the mean of the T gradients.
     steps : int
         T, the number of inference steps (state updates), for every variant. fpa and zil
         with ``T >= L`` (and step size 1) reproduce backprop; with ``T < L`` the layers the
         error has not reached get a zero update.
     step_size : float
-        gamma; zil requires 1.
+        gamma; zil requires 1. Under ``step_rule="auto"``: the multiplier of the
+        curvature step (1 is the bound's stable step), or Adam's step.
     precision_ratio : float
         ``scaled`` only: k, the hidden precisions (output precision 1).
     precisions : sequence of float, optional
@@ -363,13 +681,30 @@ def pc_infer(net, X, y, variant, steps, step_size, precision_ratio=1.0, *, preci
         Convergence tolerance on the largest per-step change of a layer.
     trace : bool
         Record per-step energy, error norms and cosines with backprop (slower).
+    step_rule : {"fixed", "auto"}
+        vpc, scaled, ipc. ``fixed``: every step uses ``step_size`` (the paper; the default
+        here, where the caller names gamma). ``auto`` (the default of training and the
+        CLI): per-latent steps ``step_size / R_l`` from a curvature bound
+        (:func:`curvature_steps`, ||W_l|| by warm-started power iteration), a per-sample
+        energy safeguard (a step that raises a sample's energy is undone and its step
+        halved; accepted steps double it back up to the curvature step) and a stop when a
+        sample's relative energy change falls to ``energy_tol`` (``result.stopped_at``).
+    latent_optimizer : {"gd", "momentum", "adam"}
+        Update of the latents with the gradient g = dF/dx (equations in
+        ``kernels/pc_safeguard.py``): plain steps, heavy-ball momentum (beta 0.9) or Adam
+        (0.9, 0.999, eps 1e-8).
+    energy_tol : float
+        Relative energy change at which a sample stops (``auto`` only; not for ipc).
+    weight_lr : float
+        ipc only: learning rate of the weight step after each inference step.
 
     Returns
     -------
     PCResult
     """
     runner = PCRunner(net, variant, steps, step_size, precision_ratio, precisions, init,
-                      schedule, chunk_rows, skip, tol)
+                      schedule, chunk_rows, skip, tol, step_rule, latent_optimizer,
+                      energy_tol)
     X = net.check_input(X)
     labels, targets = net.check_targets(y, X.shape[0])
     grad = net.zeros_like_params()
@@ -377,7 +712,22 @@ def pc_infer(net, X, y, variant, steps, step_size, precision_ratio=1.0, *, preci
     if trace:
         bp_grad = net.zeros_like_params()
         backprop_into(net, X, labels, targets, bp_grad)
-    loss, ws, tr = runner.run(X, labels, targets, grad, trace_with=bp_grad)
+    weight_step, params_after = None, None
+    if variant == "ipc":
+        if not (np.isfinite(weight_lr) and weight_lr > 0):
+            raise ValueError(f"weight_lr must be > 0, got {weight_lr}")
+        lr = net.dtype.type(weight_lr)
+
+        def weight_step(g):
+            net.params -= lr * g
+    saved = net.params.copy() if variant == "ipc" else None
+    try:
+        loss, ws, tr = runner.run(X, labels, targets, grad, trace_with=bp_grad,
+                                  weight_step=weight_step)
+    finally:
+        if saved is not None:
+            params_after = net.params.copy()
+            net.params[:] = saved
     first, converged, work = runner.summarize(ws)
     st = ws.state
     B, n = X.shape[0], net.n_layers
@@ -389,4 +739,13 @@ def pc_infer(net, X, y, variant, steps, step_size, precision_ratio=1.0, *, preci
     dW, db = net.split(grad)
     return PCResult(loss=float(loss), grad=grad, dW=dW, db=db, variant=variant,
                     steps=int(steps), step_size=float(step_size), first_nonzero=first,
-                    converged_at=converged, states=states, errors=errors, work=work, trace=tr)
+                    converged_at=converged, states=states, errors=errors, work=work, trace=tr,
+                    step_rule=step_rule, stopped_at=_stopped_at(runner, ws),
+                    rejected=int(ws.safe.rejects.sum()) if runner.safe else 0,
+                    layer_step=(runner.stats or {}).get("layer_step"),
+                    layer_energy=(runner.stats or {}).get("layer_energy"),
+                    params=params_after)
+
+
+def _stopped_at(runner, ws):
+    return _steps_run(ws.safe, runner.steps) if runner.safe else runner.steps

@@ -20,7 +20,7 @@ FIGURES = {
     "fig5_test_acc": ("Figure 5", "test accuracy (end of training)"),
 }
 ALGO_NAMES = {"fpa": "FPA-PC", "vpc": "PC", "scaled": "scaled PC", "zil": "Z-IL",
-              "bp": "backprop"}
+              "ipc": "iPC", "bp": "backprop"}
 
 
 class PlotError(ValueError):

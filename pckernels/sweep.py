@@ -291,8 +291,10 @@ def run_cell(cell, config, threads=None):
                   seed=cell.seed, init=config.init, param=config.param, gain=config.gain)
         pc = None
         if cell.algo != "bp":
+            # the grid is over step sizes: the fixed rule, as in the paper's figures
             pc = PCSettings(steps=cell.steps, step_size=cell.step_size,
-                            precision_ratio=config.precision_ratio, schedule=config.schedule)
+                            precision_ratio=config.precision_ratio, schedule=config.schedule,
+                            step_rule="fixed")
         history = History()
         status, error = "completed", None
         try:

@@ -8,7 +8,8 @@ import numpy as np
 from .backprop import backprop_into
 from .kernels.network import _layer_cosines
 from .kernels.optim import _adam_step, _sgd_step
-from .pc import VARIANTS, PCRunner, default_step_size
+from .pc import (DEFAULT_ENERGY_TOL, ENERGY_DESCENT, VARIANTS, PCRunner,
+                 default_step_size)
 
 ALGORITHMS = ("bp",) + VARIANTS
 OPTIMIZERS = ("sgd", "adam")
@@ -102,27 +103,61 @@ class Optimizer:
                        self.betas[0], self.betas[1], self.eps, self.weight_decay)
 
 
+#: Default number of inference steps under the ``auto`` step rule (at least L): an upper
+#: bound, since each sample stops once its energy has converged.
+AUTO_STEPS = 20
+#: Default inference steps of ipc (each followed by a weight step).
+IPC_STEPS = 5
+
+
 @dataclass
 class PCSettings:
-    """Inference settings of a PC algorithm (ignored for ``bp``)."""
-    steps: int = None          # default: L, the fewest that reach every layer (Theorem 1)
-    step_size: float = None    # default: 1, or 0.1/k for scaled
+    """Inference settings of a PC algorithm (ignored for ``bp``).
+
+    ``step_rule`` defaults to ``auto`` for the energy-descent variants (vpc, scaled, ipc)
+    and ``fixed`` for fpa and zil; ``steps`` to L under ``fixed`` (the fewest that reach
+    every layer, Theorem 1), ``max(L, AUTO_STEPS)`` under ``auto`` (samples stop early on
+    the energy) and ``max(L, IPC_STEPS)`` for ipc; ``step_size`` to
+    :func:`pckernels.pc.default_step_size`. See :func:`pckernels.pc_infer` for the rule
+    and the latent optimizers.
+    """
+    steps: int = None
+    step_size: float = None
     precision_ratio: float = 1.0
     init: str = "forward"
     schedule: str = "auto"
     skip: bool = True
     tol: float = 1e-6
+    step_rule: str = None
+    latent_optimizer: str = "gd"
+    energy_tol: float = DEFAULT_ENERGY_TOL
 
     def resolved(self, algo, n_hidden):
         """Copy with the defaults that depend on the algorithm and depth filled in."""
+        rule = self.step_rule
+        if rule is None:
+            rule = "auto" if algo in ENERGY_DESCENT else "fixed"
         steps = self.steps
         if steps is None:
-            steps = n_hidden
+            if algo == "ipc":
+                steps = max(n_hidden, IPC_STEPS)
+            elif rule == "auto":
+                steps = max(n_hidden, AUTO_STEPS)
+            else:
+                steps = n_hidden
         step_size = self.step_size
         if step_size is None:
-            step_size = default_step_size(algo, self.precision_ratio)
+            step_size = default_step_size(algo, self.precision_ratio, rule,
+                                          self.latent_optimizer)
         return PCSettings(steps, step_size, self.precision_ratio, self.init, self.schedule,
-                          self.skip, self.tol)
+                          self.skip, self.tol, rule, self.latent_optimizer, self.energy_tol)
+
+    def runner(self, net, algo):
+        """A :class:`PCRunner` with these (resolved) settings."""
+        return PCRunner(net, algo, self.steps, self.step_size, self.precision_ratio,
+                        init=self.init, schedule=self.schedule, skip=self.skip, tol=self.tol,
+                        step_rule=self.step_rule, latent_optimizer=self.latent_optimizer,
+                        energy_tol=self.energy_tol)
 
 
 @dataclass
@@ -136,6 +171,11 @@ class EpochMetrics:
     cosine: float = None            # mean cosine(update, backprop) over the epoch's batches
     layer_cosine: list = None       # the same per weight layer
     energy_rises: int = 0           # batches whose PC inference ended at a higher energy
+    # energy-descent variants (vpc, scaled, ipc), means over the epoch's batches:
+    inference_steps: float = None   # steps run before every sample stopped
+    rejected_steps: int = None      # steps the energy safeguard rejected (epoch total)
+    layer_step: list = None         # chosen step per latent l = 1..L
+    layer_energy: list = None       # per-sample energy terms after inference, l = 1..N
 
 
 @dataclass
@@ -173,13 +213,19 @@ class GradientFn:
         if algo != "bp":
             s = (pc or PCSettings()).resolved(algo, net.n_layers - 1)
             self.settings = s
-            self.runner = PCRunner(net, algo, s.steps, s.step_size, s.precision_ratio,
-                                   init=s.init, schedule=s.schedule, skip=s.skip, tol=s.tol)
+            self.runner = s.runner(net, algo)
+        #: ipc: applies the weight step after each inference step (set by BatchUpdate)
+        self.weight_step = None
+
+    @property
+    def steps_weights(self):
+        """Whether the update already moved the weights (ipc), so no optimizer step follows."""
+        return self.algo == "ipc"
 
     def __call__(self, X, labels, targets, grad):
         if self.runner is None:
             return backprop_into(self.net, X, labels, targets, grad)
-        return self.runner.run(X, labels, targets, grad)[0]
+        return self.runner.run(X, labels, targets, grad, weight_step=self.weight_step)[0]
 
     @property
     def energy_rose(self):
@@ -220,11 +266,24 @@ class BatchUpdate:
         self.last_done = None
         self.energy_rises = 0
         self.batches = 0
+        self.grad_fn.weight_step = self.opt.step
+        self._reset_stats()
+
+    def _reset_stats(self):
+        self.steps_run, self.rejected, self.stat_batches = 0, 0, 0
+        self.layer_step, self.layer_energy = None, None
 
     def warm_up(self, X, labels, targets):
         """Compile every kernel a batch runs, without changing parameters or state."""
-        self.grad_fn(X, labels, targets, self.grad)
+        self.grad_fn.weight_step = lambda g: None
+        try:
+            self.grad_fn(X, labels, targets, self.grad)
+        finally:
+            self.grad_fn.weight_step = self.opt.step
         self.opt.warm_up()
+        runner = self.grad_fn.runner
+        if runner is not None:
+            runner._power_vecs = None  # the first real batch starts the power iteration
 
     def __call__(self, X, labels, targets, where):
         """Update on one batch; returns its loss. ``where`` names the batch in errors.
@@ -236,6 +295,7 @@ class BatchUpdate:
         loss = self.grad_fn(X, labels, targets, self.grad)
         self.energy_rises += self.grad_fn.energy_rose
         self.batches += 1
+        self._add_stats(X.shape[0])
         if not np.isfinite(loss):
             if np.all(np.isfinite(self.backup)):
                 self.net.params[:] = self.backup
@@ -245,8 +305,35 @@ class BatchUpdate:
                 what = f"the update of {self.last_done} made the parameters non-finite"
             raise DivergenceError(f"{what}; {self.grad_fn.advice(self.lr)}")
         self.last_done = where
-        self.opt.step(self.grad)
+        if not self.grad_fn.steps_weights:
+            self.opt.step(self.grad)
         return loss
+
+    def _add_stats(self, batch):
+        runner = self.grad_fn.runner
+        stats = runner.stats if runner is not None else None
+        if stats is None:
+            return
+        self.stat_batches += 1
+        self.steps_run += stats["steps_run"]
+        self.rejected += stats["rejected"]
+        energy = stats["layer_energy"] / batch
+        self.layer_energy = energy if self.layer_energy is None else self.layer_energy + energy
+        if stats["layer_step"] is not None:
+            step = stats["layer_step"]
+            self.layer_step = step if self.layer_step is None else self.layer_step + step
+
+    def take_stats(self):
+        """Inference diagnostics since the last call (None when there are none), then reset:
+        ``(mean steps run, rejected steps, mean step per latent, mean energy terms)``."""
+        n = self.stat_batches
+        if n == 0:
+            return None
+        out = (self.steps_run / n, self.rejected,
+               None if self.layer_step is None else (self.layer_step / n).tolist(),
+               (self.layer_energy / n).tolist())
+        self._reset_stats()
+        return out
 
     def check_parameters(self):
         """Raise :class:`DivergenceError` (parameters restored) if the last update made
@@ -293,7 +380,8 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
     net : MLP
     X_train : array of shape (n, n_0); y_train : array of shape (n,)
     X_val, y_val, X_test, y_test : optional evaluation sets (accuracy per epoch)
-    algo : {"bp", "vpc", "scaled", "fpa", "zil"}
+    algo : {"bp", "vpc", "scaled", "fpa", "zil", "ipc"}
+        ipc applies the optimizer step after every inference step (T per batch).
     pc : PCSettings, optional
     cosine : bool
         Also compute backprop's gradient at the same weights for every batch and record the
@@ -434,6 +522,9 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
                 m.layer_cosine = (layer_sum / n_batches).tolist()
         rises, batches = update.take_energy_rises()
         m.energy_rises = rises
+        stats = update.take_stats()
+        if stats is not None:
+            m.inference_steps, m.rejected_steps, m.layer_step, m.layer_energy = stats
         if rises:
             s = update.grad_fn.settings
             warn("energy", f"epoch {epoch}: {algo} inference raised the energy in {rises} of "

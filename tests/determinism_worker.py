@@ -13,9 +13,23 @@ import numpy as np
 
 import pckernels as pk
 from pckernels.kernels import pc as K
+from pckernels.kernels import pc_safeguard as S
 
+#: (variant, step size); "+auto" runs the auto step rule (energy safeguard with per-sample
+#: decisions), "+momentum" its heavy-ball latent optimizer.
 VARIANTS = (("vpc", 1.0), ("vpc", 0.5), ("scaled", 1.0), ("scaled", 0.5), ("fpa", 1.0),
-            ("fpa", 0.5), ("zil", 1.0))
+            ("fpa", 0.5), ("zil", 1.0), ("vpc+auto", 1.0), ("scaled+auto", 1.0),
+            ("vpc+auto+momentum", 1.0), ("ipc+auto", 1.0))
+
+
+def _options(name):
+    variant, *rest = name.split("+")
+    kw = {}
+    if "auto" in rest:
+        kw["step_rule"] = "auto"
+    if "momentum" in rest:
+        kw["latent_optimizer"] = "momentum"
+    return variant, kw
 
 
 def digest(r):
@@ -40,19 +54,20 @@ def main(order, repeats):
     for n in threads:
         pk.set_threads(n)
         for schedule in schedules:
-            for variant, gamma in VARIANTS:
+            for name, gamma in VARIANTS:
+                variant, kw = _options(name)
                 runs = [pk.pc_infer(net, X, y, variant, 4, gamma, precision_ratio=2.0,
-                                    schedule=schedule) for _ in range(repeats)]
-                key = f"{variant}/{gamma}/{schedule}/{n}"
+                                    schedule=schedule, **kw) for _ in range(repeats)]
+                key = f"{name}/{gamma}/{schedule}/{n}"
                 out["runs"][key] = sorted({digest(r) for r in runs})
                 out["grads"][key] = runs[0].grad.astype(np.float64).tolist()
                 # the traced path runs the steps one call at a time (other kernels)
                 traced = pk.pc_infer(net, X, y, variant, 4, gamma, precision_ratio=2.0,
-                                     schedule=schedule, trace=True)
+                                     schedule=schedule, trace=True, **kw)
                 out["runs"][key + "/trace"] = [digest(traced)]
     stats, fusion = {}, {}
-    for name in dir(K):
-        d = getattr(K, name)
+    for name in sorted(set(dir(K)) | set(dir(S))):
+        d = getattr(S, name) if hasattr(S, name) else getattr(K, name)
         if not hasattr(d, "stats"):
             continue
         s = d.stats

@@ -1,4 +1,4 @@
-"""Tests for predictive-coding inference (pckernels.pc_infer, ALGORITHMS.md) against
+"""Tests for predictive-coding inference (pckernels.pc_infer, docs/algorithms.md) against
 tests/naive.py and the theory: Theorem 1, Corollary 1, fpa/zil == backprop, schedules."""
 import numpy as np
 import pytest

@@ -65,7 +65,8 @@ def test_partial_fit_with_exploding_inference_raises_and_keeps_finite_params():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((40, 4))
     y = np.arange(40) % 2
-    clf = PCClassifier(hidden_layer_sizes=(5,), algorithm="vpc", step_size=1e30, steps=5)
+    clf = PCClassifier(hidden_layer_sizes=(5,), algorithm="vpc", step_size=1e30, steps=5,
+                       step_rule="fixed")
     with pytest.raises(DivergenceError, match="step_size=1e\\+30"):
         clf.partial_fit(X, y, classes=[0, 1])
     assert np.all(np.isfinite(clf.net_.params))
@@ -95,7 +96,7 @@ def test_energy_rise_is_reported(digits):
     net = MLP([64, 32, 32, 10], seed=0)
     with pytest.warns(TrainingWarning, match="raised the energy"):
         h = train(net, X, y, X_test=digits.X_test, y_test=digits.y_test, algo="vpc",
-                  pc=PCSettings(step_size=3.0), epochs=2, lr=0.05)
+                  pc=PCSettings(step_size=3.0, step_rule="fixed"), epochs=2, lr=0.05)
     assert sum(m.energy_rises for m in h.epochs) > 0
     assert any("raised the energy" in w for w in h.warnings)
 
@@ -128,13 +129,14 @@ def test_energy_check_matches_the_trace(digits):
 
 
 def test_collapse_to_chance_is_reported(digits):
-    """vpc with step size 1 on digits: inference turns unstable as the weights grow and
-    the run falls from ~0.9 to chance (the case the energy check explains)."""
+    """vpc with the fixed step size 1 (the former default) on digits: inference turns
+    unstable as the weights grow and the run falls from ~0.9 to chance (the case the
+    energy check explains; the default ``auto`` step rule avoids it)."""
     X, y = digits.X_train, digits.y_train
     net = MLP([64, 64, 64, 10], seed=0)
     seen = []
     h = train(net, X, y, X_val=digits.X_test, y_val=digits.y_test, algo="vpc", epochs=8,
-              on_warning=seen.append)
+              pc=PCSettings(step_rule="fixed"), on_warning=seen.append)
     accs = [m.val_accuracy for m in h.epochs]
     assert max(accs) > 0.8 and accs[-1] < 0.2, accs
     assert any("back at chance" in w for w in seen), seen
@@ -154,7 +156,8 @@ def test_pc_divergence_names_the_step_size(digits):
     X, y = _digits_small(digits)
     net = MLP([64, 32, 32, 10], seed=0)
     with pytest.raises(DivergenceError, match="step_size=1e\\+20"):
-        train(net, X, y, algo="vpc", pc=PCSettings(step_size=1e20, steps=4), epochs=2)
+        train(net, X, y, algo="vpc", pc=PCSettings(step_size=1e20, steps=4, step_rule="fixed"),
+              epochs=2)
 
 
 # -- compilation is not training time ----------------------------------------------------
@@ -189,3 +192,16 @@ def test_empty_validation_set_is_allowed(digits):
     X, y = _digits_small(digits, 100)
     h = train(MLP([64, 8, 10], seed=0), X, y, X_val=X[:0], y_val=y[:0], epochs=1)
     assert np.isnan(h.final.val_accuracy)
+
+
+def test_auto_step_rule_does_not_collapse(digits):
+    """The run of test_collapse_to_chance_is_reported with the default (auto) rule: no
+    energy rise, no collapse, no warning."""
+    X, y = digits.X_train, digits.y_train
+    net = MLP([64, 64, 64, 10], seed=0)
+    seen = []
+    h = train(net, X, y, X_val=digits.X_test, y_val=digits.y_test, algo="vpc", epochs=8,
+              on_warning=seen.append)
+    accs = [m.val_accuracy for m in h.epochs]
+    assert min(accs[3:]) > 0.85 and accs[-1] >= max(accs) - 0.02, accs
+    assert not seen and all(m.energy_rises == 0 for m in h.epochs)

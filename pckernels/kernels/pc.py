@@ -1,4 +1,4 @@
-"""Fused predictive-coding inference (ALGORITHMS.md: vpc, scaled, fpa, zil).
+"""Fused predictive-coding inference (docs/algorithms.md: vpc, scaled, fpa, zil).
 
 All state lives in preallocated buffers in the activation layout of ``network.py`` (layers
 1..N, each (batch, n_l)). Inference is per sample, so rows never interact: a *chunk* is a
