@@ -89,6 +89,15 @@ def same_file(a, b):
     return os.path.realpath(a) == os.path.realpath(b)
 
 
+#: Epochs shorter than this show the running mean throughput (``~``) instead of their own.
+SHORT_EPOCH_S = 0.1
+
+
+def _seconds(t):
+    """Seconds with three significant digits (``0.00712``, ``1.35``, ``12.4``)."""
+    return f"{t:.3g}" if t < 100 else f"{t:.0f}"
+
+
 def _row(cells, widths):
     return "  ".join(str(c).rjust(w) for c, w in zip(cells, widths))
 
@@ -260,12 +269,21 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
             bar.render_finish()
         click.echo(f"warning: {message}", err=True)
 
+    timed = {"samples": 0, "seconds": 0.0}
+
     def on_epoch(m):
         nonlocal bar
         if bar is not None:
             bar.render_finish()
+        timed["samples"] += len(y_tr)
+        timed["seconds"] += m.seconds
+        rate = f"{m.samples_per_s:,.0f}"
+        if m.seconds < SHORT_EPOCH_S:
+            # a few milliseconds are mostly timer and scheduler noise: show the mean
+            # throughput of the epochs so far, marked with ~
+            rate = f"~{timed['samples'] / max(timed['seconds'], 1e-9):,.0f}"
         cells = [m.epoch, f"{m.train_loss:.4f}", f"{m.val_accuracy:.4f}",
-                 f"{m.test_accuracy:.4f}", f"{m.seconds:.2f}", f"{m.samples_per_s:,.0f}"]
+                 f"{m.test_accuracy:.4f}", _seconds(m.seconds), rate]
         if cosine:
             cells.append(f"{m.cosine:.4f}")
         click.echo(_row(cells, widths_))
@@ -321,8 +339,8 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
         raise click.ClickException(error + (f" (partial results in {json_path})"
                                             if json_path and final else ""))
     click.echo(f"test accuracy: {final.test_accuracy:.4f}  "
-               f"({sum(e.seconds for e in history.epochs):.2f} s training, "
-               f"{history.compile_seconds:.2f} s compiling or loading kernels before it)")
+               f"({_seconds(sum(e.seconds for e in history.epochs))} s training, "
+               f"{_seconds(history.compile_seconds)} s compiling or loading kernels before it)")
 
 
 def main():

@@ -195,3 +195,19 @@ def test_json_summary_is_strict_json(tmp_path):
     text = path.read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert json.loads(text) == {"a": None, "b": [None, None], "c": 1.5, "d": 3}
+
+
+def test_tiny_epochs_show_mean_throughput_not_timer_noise():
+    from click.testing import CliRunner
+
+    from pckernels_cli.main import SHORT_EPOCH_S, cli
+    result = CliRunner().invoke(cli, ["train", "--epochs", "2", "--hidden", "8x1",
+                                      "--no-progress"])
+    assert result.exit_code == 0, result.output
+    rows = [line.split() for line in result.output.splitlines()
+            if line.strip()[:1].isdigit() and len(line.split()) == 6]
+    assert len(rows) == 2
+    for row in rows:
+        seconds = float(row[4])
+        assert seconds > 0, "seconds keep three significant digits, never 0.00"
+        assert row[5].startswith("~") == (seconds < SHORT_EPOCH_S)
