@@ -127,8 +127,23 @@ def warn_unused(ctx, rules):
             click.echo(f"warning: {option} does not apply {why}; ignored", err=True)
 
 
+def _store_download(ctx, param, value):
+    ctx.meta["pck_download"] = value
+    return value
+
+
+def download_allowed():
+    """``--download/--no-download`` of the running command (True outside a command)."""
+    ctx = click.get_current_context(silent=True)
+    return True if ctx is None else ctx.meta.get("pck_download", True)
+
+
 def data_options(f):
-    """--dataset, --data-dir."""
+    """--dataset, --data-dir, --download/--no-download (read with :func:`download_allowed`)."""
+    f = click.option("--download/--no-download", default=True, show_default=True,
+                     expose_value=False, callback=_store_download,
+                     help="Download MNIST or Fashion-MNIST into the user cache when their "
+                          "files are found nowhere else; --no-download fails instead.")(f)
     f = click.option("--data-dir", type=click.Path(file_okay=False), default=None,
                      help="Folder with the IDX files (else $PCK_DATA_DIR, "
                           "/usr/share/datasets/NAME, then the user cache).")(f)

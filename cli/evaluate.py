@@ -10,7 +10,7 @@ from pckernels.evaluation import evaluate, load_inputs, predict
 from pckernels.io import atomic_write, atomic_write_json
 from pckernels.model import MLP
 
-from .common import check_writable, data_options
+from .common import check_writable, data_options, download_allowed
 
 
 def load_model(path):
@@ -52,7 +52,8 @@ def eval_cmd(model, dataset, data_dir, split, json_path):
         check_writable(json_path, "--json")
     net = load_model(model)
     try:
-        ds = load_dataset(dataset, data_dir=data_dir, dtype=str(net.dtype))
+        ds = load_dataset(dataset, data_dir=data_dir, dtype=str(net.dtype),
+                          download=download_allowed())
     except DataError as exc:
         raise click.ClickException(str(exc)) from None
     X, y = (ds.X_test, ds.y_test) if split == "test" else (ds.X_train, ds.y_train)

@@ -18,9 +18,9 @@ try:  # Ctrl-C during the (slow) imports: one line, not a traceback from deep in
     from pckernels.model import MLP, check_init
     from pckernels.training import DivergenceError, History, Optimizer, PCSettings, train
 
-    from .common import (check_writable, data_options, finite, is_tty, memory_option,
-                         model_options, optimizer_options, parse_hidden, pc_options,
-                         seed_range, split_init, warn_unused)
+    from .common import (check_writable, data_options, download_allowed, finite, is_tty,
+                         memory_option, model_options, optimizer_options, parse_hidden,
+                         pc_options, seed_range, split_init, warn_unused)
     from .resume import check_resume, resume_option, run_settings
 except KeyboardInterrupt:
     sys.stderr.write("Error: interrupted\n")
@@ -64,7 +64,8 @@ def load_split(dataset, data_dir, val_fraction, seed, dtype="float64"):
     set, or a click error. ``ds.X_train``/``ds.y_train`` become the training part, so the
     unsplit copy is freed."""
     try:
-        ds = load_dataset(dataset, data_dir=data_dir, dtype=dtype)
+        ds = load_dataset(dataset, data_dir=data_dir, dtype=dtype,
+                          download=download_allowed())
     except DataError as exc:
         raise click.ClickException(str(exc)) from None
     except ValueError as exc:

@@ -551,3 +551,22 @@ def test_train_val_split_in_place_gives_the_same_split(fraction):
         np.testing.assert_array_equal(a, b)
     if fraction:
         assert np.shares_memory(got[0], X2) and not np.shares_memory(got[2], X2)
+
+
+@pytest.mark.parametrize("command", [["train", "--epochs", "1"], ["theory"],
+                                     ["eval", "MODEL"]])
+def test_no_download_fails_with_one_line_instead_of_downloading(isolated, monkeypatch,
+                                                                 tmp_path, command):
+    from click.testing import CliRunner
+
+    from pckernels.model import MLP
+    from pckernels_cli.main import cli
+    MLP([784, 4, 10]).save(tmp_path / "net.npz")
+    command = [str(tmp_path / "net.npz") if c == "MODEL" else c for c in command]
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("--no-download must not download")
+    monkeypatch.setattr(data, "_download_idx", no_network)
+    result = CliRunner().invoke(cli, command + ["--dataset", "mnist", "--no-download"])
+    assert result.exit_code == 1, result.output
+    assert "IDX files not found" in result.output and "Traceback" not in result.output
