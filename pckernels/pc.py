@@ -712,7 +712,8 @@ def pc_infer(net, X, y, variant, steps, step_size, precision_ratio=1.0, *, preci
     if trace:
         bp_grad = net.zeros_like_params()
         backprop_into(net, X, labels, targets, bp_grad)
-    weight_step, params_after = None, None
+    params_after = None
+    weight_step = None
     if variant == "ipc":
         if not (np.isfinite(weight_lr) and weight_lr > 0):
             raise ValueError(f"weight_lr must be > 0, got {weight_lr}")

@@ -79,8 +79,10 @@ def _rows(buf, sizes, batch, l, r0, r1):
 
 
 @jit
-def _predict_layer(l, t, r0, r1, chunk, net, data, st, opts, force):
-    """Phase "predict" for weight layer l: pred_{l+1}, gp_l and e_{l+1} at step t (eq. 3.9-3.11)."""
+def _predict_errors(l, r0, r1, chunk, net, data, st, opts, force):
+    """pred_{l+1}, gp_l and e_{l+1} for rows r0:r1 (eq. 3.9-3.11); returns whether the
+    prediction was recomputed (skipped, bit-identically, when its input latent did not
+    change; ``force`` recomputes it anyway). The output layer also sets the chunk's loss."""
     X = data.X
     batch = X.shape[0]
     sizes = net.sizes
@@ -104,6 +106,17 @@ def _predict_layer(l, t, r0, r1, chunk, net, data, st, opts, force):
             _negate(e)
     elif fresh_input or info[I_XCHANGED, l + 1] != 0:
         _difference(e, _rows(st.x, sizes, batch, l + 1, r0, r1), pred)
+    return fresh_input
+
+
+@jit
+def _predict_layer(l, t, r0, r1, chunk, net, data, st, opts, force):
+    """Phase "predict" for weight layer l: pred_{l+1}, gp_l and e_{l+1} at step t (eq. 3.9-3.11)."""
+    _predict_errors(l, r0, r1, chunk, net, data, st, opts, force)
+    batch = data.X.shape[0]
+    n_layers = net.sizes.shape[0] - 1
+    info = st.info[chunk]
+    e = _rows(st.e, net.sizes, batch, l + 1, r0, r1)
     nonzero = _count_nonzero(e) > 0
     info[I_NONZERO, l + 1] = nonzero
     if nonzero and info[I_FIRST, l + 1] < 0:

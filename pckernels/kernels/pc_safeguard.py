@@ -42,13 +42,12 @@ import numpy as np
 from numba import prange
 
 from ..config import jit, jit_pair
-from .activations import _activate, _grad_from_output
-from .dense import _affine, _vjp_dense_input
-from .elementwise import _count_nonzero, _difference, _negate, _scaled_product
-from .losses import NLL, _loss_grad
-from .network import _bias, _layer, _n_blocks, _sum_chunks, _weight
-from .pc import (I_FIRST, I_FWD, I_FWD_SKIPPED, I_NONZERO, I_VJP, I_VJP_SKIPPED, I_XCHANGED,
-                 _chunk_bounds, _pc_gradient_rows, _pc_init_rows, _rows)
+from .dense import _vjp_dense_input
+from .elementwise import _count_nonzero, _scaled_product
+from .losses import NLL
+from .network import _layer, _n_blocks, _sum_chunks, _weight
+from .pc import (I_FIRST, I_NONZERO, I_VJP, I_VJP_SKIPPED, I_XCHANGED, _chunk_bounds,
+                 _pc_gradient_rows, _pc_init_rows, _predict_errors, _rows)
 
 GD, MOMENTUM, ADAM = 0, 1, 2
 
@@ -73,30 +72,14 @@ def _predict_rows(l, t, r0, r1, chunk, net, data, st, opts, sg, force):
     Skips (``opts.skip``, bit-identical) a prediction whose input latent did not change
     in this step, as ``pc._predict_layer`` does; ``force`` recomputes it anyway.
     """
-    X = data.X
-    batch = X.shape[0]
+    fresh = _predict_errors(l, r0, r1, chunk, net, data, st, opts, force)
+    batch = data.X.shape[0]
     sizes = net.sizes
-    n_layers = sizes.shape[0] - 1
     info = st.info[chunk]
-    fresh = force or (not opts.skip) or (l > 0 and info[I_XCHANGED, l] != 0)
-    pred = _rows(st.pred, sizes, batch, l + 1, r0, r1)
-    if fresh:
-        xin = X[r0:r1] if l == 0 else _rows(st.x, sizes, batch, l, r0, r1)
-        _affine(xin, _weight(net.params, sizes, l), _bias(net.params, sizes, l), pred)
-        _activate(pred, net.codes[l])
-        _grad_from_output(pred, _rows(st.gp, sizes, batch, l + 1, r0, r1), net.codes[l])
-        info[I_FWD, l + 1] += 1
-    else:
-        info[I_FWD_SKIPPED, l + 1] += 1
     e = _rows(st.e, sizes, batch, l + 1, r0, r1)
-    if l + 1 == n_layers:
-        if fresh:
-            st.loss[chunk] = _loss_grad(pred, data.labels[r0:r1], data.targets[r0:r1],
-                                        net.loss_code, e)
-            _negate(e)
-            _row_losses(pred, e, data.labels, r0, net.loss_code, sg.row_loss)
-    elif fresh or info[I_XCHANGED, l + 1] != 0:
-        _difference(e, _rows(st.x, sizes, batch, l + 1, r0, r1), pred)
+    if l + 1 == sizes.shape[0] - 1 and fresh:
+        _row_losses(_rows(st.pred, sizes, batch, l + 1, r0, r1), e, data.labels, r0,
+                    net.loss_code, sg.row_loss)
     # once nonzero, a layer is treated as nonzero (never skipped) for the rest of the call
     if info[I_NONZERO, l + 1] == 0 and _count_nonzero(e) > 0:
         info[I_NONZERO, l + 1] = 1
@@ -142,16 +125,6 @@ def _row_energies(r0, r1, net, st, pis, sg, out):
                 v = np.float64(e[i, j])
                 s += v * v
             out[i] += half_pi * s
-
-
-@jit
-def _flat_rows(buf, sizes, batch, l, r0, r1):
-    """Rows r0:r1 of layer l of an activation-shaped buffer as one contiguous 1-D view."""
-    off = 0
-    for k in range(1, l):
-        off += batch * sizes[k]
-    n = sizes[l]
-    return buf[off + r0 * n:off + r1 * n]
 
 
 @jit
