@@ -13,3 +13,20 @@ def digits():
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+@pytest.fixture
+def run(monkeypatch, tmp_path):
+    """Invoke ``pck`` with arguments in an empty working directory; no env data dirs.
+
+    Returns click's ``Result`` (exceptions caught, as the command line would).
+    """
+    from click.testing import CliRunner
+
+    from pckernels_cli.main import cli
+    monkeypatch.delenv("PCK_DATA_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+    def invoke(*args):
+        return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=True)
+    return invoke

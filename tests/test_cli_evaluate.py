@@ -5,21 +5,9 @@ import os
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from pckernels import MLP, load_dataset
 from pckernels.evaluation import evaluate
-from pckernels_cli.main import cli
-
-
-@pytest.fixture
-def run(monkeypatch, tmp_path):
-    """Invoke ``pck`` in an empty working directory."""
-    monkeypatch.chdir(tmp_path)
-
-    def invoke(*args):
-        return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=True)
-    return invoke
 
 
 def assert_clean_failure(result, exit_code):

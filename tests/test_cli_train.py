@@ -4,24 +4,11 @@ import os
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from pckernels import MLP, __version__
 from pckernels.data import IDX_FILES, load_dataset, write_idx
-from pckernels_cli.main import cli
 
 FAST = ["--epochs", "1", "--hidden", "8x1", "--no-progress"]
-
-
-@pytest.fixture
-def run(monkeypatch, tmp_path):
-    """Invoke ``pck`` with arguments in an empty working directory; no env data dirs."""
-    monkeypatch.delenv("PCK_DATA_DIR", raising=False)
-    monkeypatch.chdir(tmp_path)
-
-    def invoke(*args):
-        return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=True)
-    return invoke
 
 
 def assert_clean_failure(result, exit_code):

@@ -6,13 +6,11 @@ import pickle
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import pckernels.sweep as S
 from pckernels import MLP
 from pckernels.model import GAINS, mupc_multipliers
 from pckernels.training import Optimizer
-from pckernels_cli.main import cli
 
 INITS = ("pytorch", "xavier", "orthogonal")
 
@@ -239,16 +237,6 @@ def test_estimator_init_and_param(digits):
 
 
 # ----------------------------------------------------------------------------- pck train
-
-@pytest.fixture
-def run(monkeypatch, tmp_path):
-    monkeypatch.delenv("PCK_DATA_DIR", raising=False)
-    monkeypatch.chdir(tmp_path)
-
-    def invoke(*args):
-        return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=True)
-    return invoke
-
 
 FAST = ["train", "--no-progress", "--epochs", "1", "--hidden", "8x2"]
 

@@ -3,11 +3,9 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from pckernels import MLP, train
 from pckernels.checkpoint import load_checkpoint, save_checkpoint
-from pckernels_cli.main import cli
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
@@ -34,16 +32,6 @@ def test_start_epoch_must_lie_within_epochs(digits):
     with pytest.raises(ValueError, match="start_epoch"):
         train(MLP([64, 4, 10]), digits.X_train[:10], digits.y_train[:10], epochs=2,
               start_epoch=3)
-
-
-@pytest.fixture
-def run(monkeypatch, tmp_path):
-    monkeypatch.delenv("PCK_DATA_DIR", raising=False)
-    monkeypatch.chdir(tmp_path)
-
-    def invoke(*args):
-        return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=True)
-    return invoke
 
 
 def one_error_line(result, exit_code):
