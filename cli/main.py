@@ -126,13 +126,18 @@ def _row(cells, widths):
               help="Save the trained network (.npz), with the state --resume needs.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar [default: on when stderr is a terminal].")
+@click.option("--quiet", "-q", "verbosity", flag_value="quiet",
+              help="Print only warnings, errors and the final test accuracy.")
+@click.option("--verbose", "-v", "verbosity", flag_value="verbose",
+              help="Also print, per epoch, what PC inference did (steps run, steps the "
+                   "energy safeguard rejected, batches whose energy rose).")
 @memory_option
 @resume_option
 def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init, gain, param,
               algo, steps, step_size, step_rule, latent_optimizer, energy_tol,
               precision_ratio, pc_init, schedule, no_skip, tol, optimizer, lr, momentum,
               weight_decay, batch_size, epochs, val_fraction, seed, cosine, json_path, save,
-              progress, max_memory, resume):
+              progress, verbosity, max_memory, resume):
     """Train an MLP with backprop or a predictive-coding variant.
 
     With no options: a 64x2 tanh MLP trained by backprop on scikit-learn's digits.
@@ -242,16 +247,18 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
                                                  (f"gain {net.gain:g}" if net.gain else "", ""),
                                                  (f"param {param}", "param standard"))
                     if v != default)
-    click.echo(f"{ds.name}: {len(y_tr)} train / {len(y_val)} val / {len(ds.y_test)} test, "
-               f"MLP {'-'.join(map(str, sizes))} {activation}{setup}, {desc}, {dtype}")
+    quiet, verbose = verbosity == "quiet", verbosity == "verbose"
+    say = (lambda *a, **k: None) if quiet else click.echo
+    say(f"{ds.name}: {len(y_tr)} train / {len(y_val)} val / {len(ds.y_test)} test, "
+        f"MLP {'-'.join(map(str, sizes))} {activation}{setup}, {desc}, {dtype}")
     cols = ["epoch", "loss", "val_acc", "test_acc", "seconds", "samples/s"]
     widths_ = [5, 9, 8, 8, 8, 10]
     if cosine:
         cols.append("cosine")
         widths_.append(8)
-    click.echo(_row(cols, widths_))
+    say(_row(cols, widths_))
 
-    show_bar = is_tty() if progress is None else progress
+    show_bar = (is_tty() and not quiet) if progress is None else progress
     bar = None
 
     def on_batch(n):
@@ -287,7 +294,12 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
                  f"{m.test_accuracy:.4f}", _seconds(m.seconds), rate]
         if cosine:
             cells.append(f"{m.cosine:.4f}")
-        click.echo(_row(cells, widths_))
+        say(_row(cells, widths_))
+        if verbose and m.inference_steps is not None:
+            say(f"      inference: {m.inference_steps:.1f} steps per sample on average, "
+                f"{m.rejected_steps} rejected, energy rose in {m.energy_rises} batches")
+        elif verbose and algo != "bp":
+            say(f"      inference: energy rose in {m.energy_rises} batches")
         if show_bar and m.epoch < epochs:
             bar = click.progressbar(length=len(y_tr), label=f"epoch {m.epoch + 1}",
                                     file=sys.stderr)

@@ -8,7 +8,7 @@ from .common import given
 #: Options of ``pck train`` that may differ in a resumed run; every other option defines
 #: the run, is saved with the checkpoint and is taken from it.
 FREE_OPTIONS = frozenset({"resume", "epochs", "data_dir", "threads", "cosine", "json_path",
-                          "save", "progress", "max_memory"})
+                          "save", "progress", "max_memory", "verbosity"})
 
 
 def _load(ctx, param, value):

@@ -198,3 +198,15 @@ def test_tiny_epochs_show_mean_throughput_not_timer_noise():
         seconds = float(row[4])
         assert seconds > 0, "seconds keep three significant digits, never 0.00"
         assert row[5].startswith("~") == (seconds < SHORT_EPOCH_S)
+
+
+def test_quiet_and_verbose(run):
+    quiet = run("train", "--quiet", *FAST)
+    assert quiet.exit_code == 0, quiet.output
+    assert quiet.output.strip().splitlines() == [quiet.output.strip()]
+    assert quiet.output.startswith("test accuracy:")
+    verbose = run("train", "--verbose", "--algo", "vpc", *FAST)
+    assert verbose.exit_code == 0, verbose.output
+    assert "inference:" in verbose.output and "rejected" in verbose.output
+    plain = run("train", "--algo", "vpc", *FAST)
+    assert "inference:" not in plain.output and "epoch" in plain.output
