@@ -25,6 +25,7 @@ def run(monkeypatch, tmp_path):
 
     from pckernels_cli.main import cli
     monkeypatch.delenv("PCK_DATA_DIR", raising=False)
+    monkeypatch.delenv("PCK_MAX_MEMORY", raising=False)
     monkeypatch.chdir(tmp_path)
 
     def invoke(*args):

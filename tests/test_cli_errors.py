@@ -9,39 +9,20 @@ import os
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from pckernels import MLP
 from pckernels.data import IDX_FILES, DataError, load_dataset, read_idx, write_idx
 from pckernels.memory import parse_bytes, training_bytes
-from pckernels_cli.main import cli
+
+try:  # tests/ is a plain directory on sys.path, or a package if someone adds __init__.py
+    from cli_checks import clean_error
+except ImportError:
+    from tests.cli_checks import clean_error
 
 FAST = ["--epochs", "1", "--hidden", "4x1", "--no-progress"]
 SWEEP = ["--depths", "1", "--ratios", "1", "--step-sizes", "0.5", "--epochs", "1",
          "--width", "4", "--no-progress"]
 
-
-@pytest.fixture
-def run(monkeypatch, tmp_path):
-    monkeypatch.delenv("PCK_DATA_DIR", raising=False)
-    monkeypatch.delenv("PCK_MAX_MEMORY", raising=False)
-    monkeypatch.chdir(tmp_path)
-
-    def invoke(*args):
-        return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=True)
-    return invoke
-
-
-def clean_error(result, exit_code, *fragments):
-    """One 'Error:' line holding every fragment, the exit code, no traceback."""
-    assert result.exit_code == exit_code, result.output
-    assert isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, result.output
-    for fragment in fragments:
-        assert fragment in errors[0], errors[0]
-    return errors[0]
 
 
 def small(n=30, features=5, classes=3, seed=0):

@@ -9,15 +9,11 @@ import pytest
 from pckernels import MLP, load_dataset
 from pckernels.evaluation import evaluate
 
+try:  # tests/ is a plain directory on sys.path, or a package if someone adds __init__.py
+    from cli_checks import clean_error
+except ImportError:
+    from tests.cli_checks import clean_error
 
-def assert_clean_failure(result, exit_code):
-    """Exit code as expected, exactly one 'Error:' line, and no traceback."""
-    assert result.exit_code == exit_code, result.output
-    assert isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, result.output
-    return errors[0]
 
 
 @pytest.fixture
@@ -105,6 +101,6 @@ def test_bad_input_gives_one_line(run, tmp_path, model, args, fragment, code):
     np.savez(tmp_path / "nan.npz", X=bad)
     np.savez(tmp_path / "two.npz", A=bad, B=bad)
     before = sorted(os.listdir(tmp_path))
-    line = assert_clean_failure(run(*args), code)
+    line = clean_error(run(*args), code)
     assert fragment in line
     assert sorted(os.listdir(tmp_path)) == before           # nothing written

@@ -8,18 +8,13 @@ import pytest
 from pckernels import MLP, __version__
 from pckernels.data import IDX_FILES, load_dataset, write_idx
 
+try:  # tests/ is a plain directory on sys.path, or a package if someone adds __init__.py
+    from cli_checks import clean_error
+except ImportError:
+    from tests.cli_checks import clean_error
+
 FAST = ["--epochs", "1", "--hidden", "8x1", "--no-progress"]
 
-
-def assert_clean_failure(result, exit_code):
-    """Exit code as expected, exactly one 'Error:' line, and no traceback or stray exception."""
-    assert result.exit_code == exit_code, result.output
-    assert isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, result.output
-    assert len(errors[0]) > len("Error: ") + 10
-    return errors[0]
 
 
 def test_version(run):
@@ -85,7 +80,7 @@ def test_train_fpa_runs(run, tmp_path):
 def test_bad_usage_gives_one_line_and_exit_2(run, tmp_path, args, fragment):
     (tmp_path / "blocker").write_text("a file where a folder should be")
     result = run("train", *FAST, *args)
-    line = assert_clean_failure(result, 2)
+    line = clean_error(result, 2)
     assert fragment in line
     assert sorted(os.listdir(tmp_path)) == ["blocker"]
 
@@ -123,7 +118,7 @@ def test_broken_idx_file_gives_one_line_and_exit_1(run, tmp_path, bad, fragment)
     write_idx_dataset(tmp_path / "idx", bad=bad)
     result = run("train", *FAST, "--dataset", "mnist", "--data-dir", "idx",
                  "--json", "out.json", "--save", "net.npz")
-    line = assert_clean_failure(result, 1)
+    line = clean_error(result, 1)
     assert fragment in line
     assert sorted(os.listdir(tmp_path)) == ["idx"]
 
@@ -146,7 +141,7 @@ def test_bad_npz_gives_one_line_and_exit_1(run, tmp_path, case, fragment):
     else:
         path.write_bytes(b"PK\x03\x04 truncated zip")
     result = run("train", *FAST, "--dataset", path, "--json", "out.json", "--save", "net.npz")
-    line = assert_clean_failure(result, 1)
+    line = clean_error(result, 1)
     assert fragment in line
     assert sorted(os.listdir(tmp_path)) == ["data.npz"]
 
@@ -154,7 +149,7 @@ def test_bad_npz_gives_one_line_and_exit_1(run, tmp_path, case, fragment):
 def test_divergence_gives_one_line_exit_1_and_no_checkpoint(run, tmp_path):
     result = run("train", "--epochs", "2", "--hidden", "16x2", "--activation", "identity",
                  "--lr", "1e6", "--no-progress", "--json", "out.json", "--save", "net.npz")
-    line = assert_clean_failure(result, 1)
+    line = clean_error(result, 1)
     assert "loss became" in line and "smaller learning rate" in line
     assert not (tmp_path / "net.npz").exists()
     # the summary is complete, valid JSON that records the failure

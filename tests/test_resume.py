@@ -7,6 +7,11 @@ import pytest
 from pckernels import MLP, train
 from pckernels.checkpoint import load_checkpoint, save_checkpoint
 
+try:  # tests/ is a plain directory on sys.path, or a package if someone adds __init__.py
+    from cli_checks import clean_error
+except ImportError:
+    from tests.cli_checks import clean_error
+
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_train_resumed_from_a_checkpoint_equals_one_run(digits, tmp_path, optimizer):
@@ -34,13 +39,6 @@ def test_start_epoch_must_lie_within_epochs(digits):
               start_epoch=3)
 
 
-def one_error_line(result, exit_code):
-    assert result.exit_code == exit_code, result.output
-    assert isinstance(result.exception, SystemExit), repr(result.exception)
-    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1 and "Traceback" not in result.output, result.output
-    return errors[0]
-
 
 def test_pck_train_resume_continues_exactly(run, tmp_path):
     args = ["--hidden", "8x1", "--optimizer", "adam", "--lr", "0.01", "--seed", "5",
@@ -57,13 +55,13 @@ def test_pck_train_resume_continues_exactly(run, tmp_path):
     assert summary["config"]["optimizer"] == "adam" and summary["config"]["seed"] == 5
     assert summary["config"]["resumed_from"] == {"checkpoint": "half.npz", "epoch": 2}
 
-    line = one_error_line(run("train", "--resume", "half.npz", "--epochs", "4", "--lr",
+    line = clean_error(run("train", "--resume", "half.npz", "--epochs", "4", "--lr",
                               "0.1"), 2)
     assert "--lr" in line and "0.01" in line
-    line = one_error_line(run("train", "--resume", "half.npz", "--epochs", "2"), 2)
+    line = clean_error(run("train", "--resume", "half.npz", "--epochs", "2"), 2)
     assert "--epochs" in line
     MLP([64, 8, 10]).save(tmp_path / "plain.npz")
-    line = one_error_line(run("train", "--resume", "plain.npz", "--epochs", "4"), 1)
+    line = clean_error(run("train", "--resume", "plain.npz", "--epochs", "4"), 1)
     assert "plain.npz" in line and "training state" in line
-    line = one_error_line(run("train", "--resume", "missing.npz", "--epochs", "4"), 1)
+    line = clean_error(run("train", "--resume", "missing.npz", "--epochs", "4"), 1)
     assert "missing.npz" in line
