@@ -38,6 +38,7 @@ class LazyGroup(click.Group):
         "complexity": ("pckernels_cli.bench", "complexity"),
         "eval": ("pckernels_cli.evaluate", "eval_cmd"),
         "predict": ("pckernels_cli.evaluate", "predict_cmd"),
+        "study": ("pckernels_cli.study", "study"),
         "sweep": ("pckernels_cli.sweep", "sweep"),
         "plot": ("pckernels_cli.sweep", "plot"),
         "theory": ("pckernels_cli.theory", "theory"),

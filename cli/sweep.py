@@ -179,6 +179,33 @@ def sweep(out_dir, algo, depths, ratios, step_sizes, seeds, no_baseline, dataset
     except MemoryLimitError as exc:
         raise click.ClickException(str(exc)) from None
 
+    header = (f"{data_facts[0]}: {data_facts[1]} train / {data_facts[2]} val / "
+              f"{data_facts[3]} test; {algo}, depths {','.join(map(str, config.depths))}, "
+              f"T/L {','.join(f'{r:g}' for r in config.ratios)}, step sizes "
+              f"{','.join(f'{s:g}' for s in config.step_sizes)}, seeds "
+              f"{','.join(map(str, config.seeds))}; init {init}, param {param}; "
+              f"{epochs} epochs")
+    run_grid(config, out_dir, header=header, describe=_describe_cell, jobs=jobs,
+             threads=threads, scheduler=scheduler, dask_local=dask_local, force=force,
+             progress=progress)
+
+
+def _describe_cell(rec):
+    last = rec["epochs"][-1] if rec["epochs"] else {}
+    return (f"{rec['name']}: cosine {last.get('cosine', float('nan')):.4f}, "
+            f"test {last.get('test_accuracy') or float('nan'):.4f}, "
+            f"{rec['wall_seconds']:.1f} s" + ("" if rec["status"] == "completed"
+                                              else f" [{rec['status']}]"))
+
+
+def run_grid(config, out_dir, *, header, describe, jobs, threads, scheduler, dask_local,
+             force, progress):
+    """Run a checked grid of any kind (``pckernels.sweep.run_sweep``) with progress
+    reports: set up the backend, print ``header``, one ``describe(record)`` line per
+    finished cell, map every failure to one clean line. Shared by ``pck sweep`` and
+    ``pck study``."""
+    from pckernels import sweep as S
+
     backend, client, cluster = None, None, None
     if scheduler or dask_local:
         try:
@@ -206,12 +233,7 @@ def sweep(out_dir, algo, depths, ratios, step_sizes, seeds, no_baseline, dataset
             raise click.ClickException("--jobs needs joblib: pip install 'pckernels[dist]'") \
                 from None
 
-    click.echo(f"{data_facts[0]}: {data_facts[1]} train / {data_facts[2]} val / "
-               f"{data_facts[3]} test; {algo}, depths {','.join(map(str, config.depths))}, "
-               f"T/L {','.join(f'{r:g}' for r in config.ratios)}, step sizes "
-               f"{','.join(f'{s:g}' for s in config.step_sizes)}, seeds "
-               f"{','.join(map(str, config.seeds))}; init {init}, param {param}; "
-               f"{epochs} epochs")
+    click.echo(header)
     show_bar = is_tty() if progress is None else progress
     state = {"bar": None, "done": 0, "total": 0, "start": time.perf_counter()}
 
@@ -231,11 +253,7 @@ def sweep(out_dir, algo, depths, ratios, step_sizes, seeds, no_baseline, dataset
 
     def on_result(rec):
         state["done"] += 1
-        last = rec["epochs"][-1] if rec["epochs"] else {}
-        summary = (f"{rec['name']}: cosine {last.get('cosine', float('nan')):.4f}, "
-                   f"test {last.get('test_accuracy') or float('nan'):.4f}, "
-                   f"{rec['wall_seconds']:.1f} s" + ("" if rec["status"] == "completed"
-                                                     else f" [{rec['status']}]"))
+        summary = describe(rec)
         if state["bar"] is not None:
             state["bar"].update(1, rec["name"])
             return
@@ -283,7 +301,8 @@ def sweep(out_dir, algo, depths, ratios, step_sizes, seeds, no_baseline, dataset
 @click.option("--formats", default="png,svg", show_default=True,
               help="Comma-separated image formats.")
 def plot(results, out_dir, cosine_epochs, formats):
-    """Figures 3, 4 and 5 of the paper from a `pck sweep` RESULTS.csv.
+    """Figures 3, 4 and 5 of the paper from a `pck sweep` RESULTS.csv, or the heatmaps of
+    a `pck study` one.
 
     \b
     fig3_cosine:   cosine similarity of the update with backprop vs T/L
@@ -291,6 +310,12 @@ def plot(results, out_dir, cosine_epochs, formats):
     fig5_test_acc: final test accuracy vs T/L
     One panel per depth, one line per step size, backprop as a dashed line; the mean over
     seeds, with a band from the lowest to the highest seed when there are several.
+
+    \b
+    From `pck study` (section 3.6):
+    lr_batch_final_acc: final test accuracy over learning rate x batch size
+    lr_batch_best_acc:  best test accuracy over the epochs, the same way
+    One panel per run label, the mean over seeds; cells where every seed diverged hatched.
     """
     try:
         from pckernels.plot import PlotError, plot_figures, supported_formats
@@ -303,7 +328,13 @@ def plot(results, out_dir, cosine_epochs, formats):
         raise click.BadParameter(f"unknown image format {bad[0]!r}; choose from "
                                  f"{', '.join(supported)}", param_hint="--formats")
     try:
-        paths = plot_figures(results, out_dir, cosine_epochs=cosine_epochs, formats=fmts)
+        from pckernels.heatmap import csv_grid_kind, plot_heatmaps
+        if csv_grid_kind(results) == "lr-batch":  # `pck study`
+            warn_unused(click.get_current_context(),
+                        [("cosine_epochs", "--cosine", False, "to an lr-batch grid")])
+            paths = plot_heatmaps(results, out_dir, formats=fmts)
+        else:
+            paths = plot_figures(results, out_dir, cosine_epochs=cosine_epochs, formats=fmts)
     except (PlotError, ImportError) as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:

@@ -22,6 +22,13 @@ in flight. Cells run serially, in parallel with joblib, or on a Dask cluster thr
 ``dask`` backend; the numbers do not depend on which, nor on the thread count: inference uses
 the serial schedule (``schedule="serial"``, also the fastest on one thread), and the
 parallelism of a sweep is over its cells.
+
+The folder, the resumption and the backends serve any *grid kind*: a configuration class
+with ``GRID`` (its name, stored as ``"grid"`` in ``results.json``), ``cells()``,
+``settings_hash()``, ``comparable()``, ``to_dict()``/``from_dict()``, ``train_cell(cell,
+threads)``, ``csv_columns`` and ``csv_rows(records)``, whose cells are frozen dataclasses
+with a unique ``name``. :class:`SweepConfig` is the ``depth-steps`` grid of Figs. 3-5;
+:class:`pckernels.study.StudyConfig` the ``lr-batch`` grid of section 3.6.
 """
 import csv
 import hashlib
@@ -118,6 +125,8 @@ class SweepConfig:
     backprop run per depth and seed. The remaining fields are the shared training settings,
     as in :func:`pckernels.train`; every hidden layer has ``width`` units.
     """
+    #: Name of this grid kind in ``results.json`` (see the module docstring).
+    GRID = "depth-steps"
     depths: tuple = (2, 5, 10, 20)
     ratios: tuple = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
     step_sizes: tuple = (0.1, 0.5, 1.0)
@@ -253,6 +262,19 @@ class SweepConfig:
             d.pop(k)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
+    # ------------------------------------------------------------------ grid kind
+
+    def train_cell(self, cell, threads=None):
+        """:func:`run_cell` of this grid."""
+        return run_cell(cell, self, threads)
+
+    @property
+    def csv_columns(self):
+        return CSV_COLUMNS
+
+    def csv_rows(self, records):
+        return build_rows(self, records)
+
 
 # ---------------------------------------------------------------------- one cell
 
@@ -353,12 +375,17 @@ def prepare(out_dir, config, force=False):
     out = Path(out_dir)
     meta = _read_json(out / "results.json")
     if meta is not None and "config" in meta:
-        old = SweepConfig.from_dict(meta["config"]).comparable() if _loadable(meta) else None
+        kind = meta.get("grid", SweepConfig.GRID)  # folders from before grid kinds
+        same_kind = kind == config.GRID
+        old = (type(config).from_dict(meta["config"]).comparable()
+               if same_kind and _loadable(meta, type(config)) else None)
         new = config.comparable()
         if old != new:
             if not force:
                 changed = sorted(k for k in set(new) | set(old or {})
                                  if old is None or old.get(k) != new.get(k))
+                if not same_kind:
+                    changed = [f"grid {kind} -> {config.GRID}"]
                 raise SweepError(
                     f"{out} holds a sweep with a different configuration (changed: "
                     f"{', '.join(changed) or 'unreadable'}); use another folder, or reuse "
@@ -373,9 +400,9 @@ def prepare(out_dir, config, force=False):
     (out / "cells").mkdir(parents=True, exist_ok=True)
 
 
-def _loadable(meta):
+def _loadable(meta, kind=None):
     try:
-        SweepConfig.from_dict(meta["config"])
+        (kind or SweepConfig).from_dict(meta["config"])
         return True
     except (SweepError, TypeError, ValueError):
         return False
@@ -416,9 +443,9 @@ def write_csv(out_dir, config, records=None):
     if records is None:
         records = finished_cells(out_dir, config)
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(CSV_COLUMNS), lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=list(config.csv_columns), lineterminator="\n")
     writer.writeheader()
-    for row in build_rows(config, records):
+    for row in config.csv_rows(records):
         writer.writerow({k: _fmt(v) for k, v in row.items()})
     path = Path(out_dir) / "results.csv"
     atomic_write_text(path, buf.getvalue())
@@ -433,7 +460,8 @@ def _write_meta(out_dir, config, run):
         except ImportError:
             pass
     atomic_write_json(Path(out_dir) / "results.json", {
-        "config": config.to_dict(), "run": run, "csv_columns": CSV_COLUMNS,
+        "grid": config.GRID, "config": config.to_dict(), "run": run,
+        "csv_columns": config.csv_columns,
         "environment": env})
 
 
@@ -583,9 +611,10 @@ def _run_locked(out, config, jobs, threads, backend, force, on_start, on_result)
     if on_start is not None:
         on_start(todo, result.skipped)
     start = time.perf_counter()
+    by_name = {c.name: c for c in todo}
     try:
         for rec in _execute(todo, config, jobs, threads, backend):
-            cell = Cell(**rec["cell"])
+            cell = by_name[rec["name"]]
             atomic_write_json(cell_path(out, cell), rec)
             result.records[cell] = rec
             result.trained.append(cell)
@@ -638,7 +667,7 @@ def _execute(todo, config, jobs, threads, backend):
         return
     if backend is None and jobs == 1:
         for cell in todo:
-            yield run_cell(cell, config, threads)
+            yield config.train_cell(cell, threads)
         return
     joblib = _joblib()
     if backend == "dask":
@@ -660,4 +689,9 @@ def _execute(todo, config, jobs, threads, backend):
         # cells in flight.
         parallel = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered",
                                    batch_size=1, pre_dispatch="n_jobs")
-        yield from parallel(joblib.delayed(run_cell)(c, config, threads) for c in todo)
+        yield from parallel(joblib.delayed(_train_cell)(c, config, threads) for c in todo)
+
+
+def _train_cell(cell, config, threads):
+    """One cell of any grid kind, in a worker."""
+    return config.train_cell(cell, threads)

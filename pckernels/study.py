@@ -1,0 +1,330 @@
+"""Learning rate x batch size x algorithm grid (paper section 3.6, the open question).
+
+Section 3.6 of the paper asks whether the reported robustness of PC-style learning (G-IL,
+IL-prox; Alonso et al., 2022) to large learning rates and to online learning (batch size 1)
+survives when backprop uses SGD with momentum or Adam, or small batches. This grid trains
+one MLP per *cell*: a run label, a learning rate, a batch size and a seed, with all other
+settings shared, and records per cell the final and best accuracies and whether (and in
+which epoch) training diverged.
+
+A run label is ``ALGO-OPT``: ``ALGO`` one of :data:`pckernels.training.ALGORITHMS` (the
+update: backprop or a PC variant with its default inference settings, see
+:class:`pckernels.training.PCSettings`) and ``OPT`` the optimizer applied to it:
+
+    sgd       plain SGD (momentum 0)
+    momentum  SGD with heavy-ball momentum ``StudyConfig.momentum`` (PyTorch semantics)
+    adam      Adam (betas 0.9, 0.999, eps 1e-8)
+
+A bare ``ALGO`` means ``ALGO-sgd``. Divergence is :class:`pckernels.DivergenceError`
+(a non-finite loss or parameters, or an epoch's mean loss above
+``DIVERGENCE_FACTOR`` = 100 times the first batch's); it ends the cell, which is recorded
+with ``status = diverged`` instead of stopping the grid.
+
+The cells run on the sweep machinery of :mod:`pckernels.sweep` (one folder, resumable,
+joblib or Dask): ``run_sweep(StudyConfig(...), DIR)``. ``DIR/results.csv`` has one row per
+cell, see :data:`STUDY_COLUMNS`.
+"""
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, fields
+
+from .config import get_threads, set_threads
+from .kernels import ACTIVATIONS, LOSSES
+from .model import DTYPES, MLP, check_init
+from .pc import SCHEDULES
+from .sweep import SweepError, _split
+from .training import ALGORITHMS, DivergenceError, History, PCSettings, train
+
+#: Optimizers of a run label, ``ALGO-OPT``.
+STUDY_OPTIMIZERS = ("sgd", "momentum", "adam")
+
+#: Columns of the ``lr-batch`` grid's ``results.csv``, one row per cell.
+STUDY_COLUMNS = {
+    "grid": "grid kind: lr-batch",
+    "cell": "name of the training run (its file in DIR/cells/)",
+    "run": "run label ALGO-OPT",
+    "algo": "update: bp or a PC variant (default inference settings)",
+    "optimizer": "sgd (plain), momentum (SGD with momentum) or adam",
+    "momentum": "momentum coefficient (0 for sgd, empty for adam)",
+    "lr": "learning rate",
+    "batch_size": "samples per update (1: online learning)",
+    "seed": "seed of initialisation, shuffling and the validation split",
+    "depth": "hidden layers",
+    "width": "units per hidden layer",
+    "epochs": "epochs requested",
+    "epochs_completed": "epochs finished before the end (or the divergence)",
+    "status": "completed or diverged",
+    "diverged_epoch": "epoch in which training diverged (empty if it did not)",
+    "final_test_accuracy": "test accuracy after the last epoch (empty if diverged)",
+    "final_val_accuracy": "validation accuracy after the last epoch (empty if diverged)",
+    "best_test_accuracy": "highest test accuracy after any finished epoch",
+    "best_val_accuracy": "highest validation accuracy after any finished epoch",
+    "final_train_loss": "mean training loss of the last finished epoch",
+    "test_accuracy_by_epoch": "test accuracy after each finished epoch, ';'-separated",
+    "wall_seconds": "wall time of the cell (training and evaluation)",
+    "error": "the divergence message (empty if completed)",
+}
+
+GRID_KEYS = ("algos", "lrs", "batch_sizes", "seeds")
+
+
+def parse_run(label):
+    """``(algo, optimizer)`` of a run label ``ALGO-OPT`` or ``ALGO`` (meaning ``ALGO-sgd``).
+
+    Raises
+    ------
+    ValueError
+        When ALGO is not in :data:`pckernels.training.ALGORITHMS` or OPT not in
+        :data:`STUDY_OPTIMIZERS`.
+    """
+    label = str(label).strip().lower()
+    algo, _, opt = label.rpartition("-")
+    if not algo or opt not in STUDY_OPTIMIZERS:
+        algo, opt = label, "sgd"
+    if algo not in ALGORITHMS:
+        raise ValueError(f"unknown run {label!r}: use ALGO or ALGO-OPT with ALGO one of "
+                         f"{', '.join(ALGORITHMS)} and OPT one of "
+                         f"{', '.join(STUDY_OPTIMIZERS)}")
+    return algo, opt
+
+
+@dataclass(frozen=True)
+class StudyCell:
+    """One training run of the ``lr-batch`` grid; ``run`` is a canonical ``ALGO-OPT``."""
+    run: str
+    lr: float
+    batch_size: int
+    seed: int = 0
+
+    @property
+    def name(self):
+        return f"{self.run}-lr{self.lr:g}-bs{self.batch_size}-seed{self.seed}"
+
+    @property
+    def work(self):
+        """Relative cost, for running the longest cells first: PC inference costs ~20
+        backprops per batch, and a batch has a fixed overhead besides its samples."""
+        per_batch = 1 if self.run.startswith("bp-") else 20
+        return per_batch * (50 + self.batch_size) / self.batch_size
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Everything that determines an ``lr-batch`` grid's numbers.
+
+    The grid is ``algos x lrs x batch_sizes x seeds`` (``algos`` are run labels, see the
+    module docstring); the other fields are shared by every cell: an MLP of ``depth``
+    hidden layers of ``width`` units trained for ``epochs`` epochs on ``dataset``.
+    """
+    GRID = "lr-batch"
+
+    algos: tuple = ("bp-sgd", "bp-momentum", "bp-adam", "vpc-sgd")
+    lrs: tuple = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0)
+    batch_sizes: tuple = (1, 8, 64)
+    seeds: tuple = (0,)
+    dataset: str = "digits"
+    data_dir: str = None
+    val_fraction: float = 0.1
+    depth: int = 2
+    width: int = 64
+    activation: str = "tanh"
+    loss: str = "nll"
+    dtype: str = "float32"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    epochs: int = 10
+    schedule: str = "serial"
+    init: str = "pytorch"
+    param: str = "standard"
+    gain: float = None
+
+    def __post_init__(self):
+        def norm(name, values, kind, check, what):
+            try:
+                vals = tuple(kind(v) for v in values)
+            except (TypeError, ValueError) as exc:
+                raise SweepError(f"{name}: {exc}") from None
+            if not vals:
+                raise SweepError(f"{name}: needs at least one value")
+            bad = [v for v in vals if not check(v)]
+            if bad:
+                raise SweepError(f"{name}: every value must be {what}, got {bad[0]!r}")
+            object.__setattr__(self, name, tuple(dict.fromkeys(vals)))
+
+        def canonical(label):
+            algo, opt = parse_run(label)
+            return f"{algo}-{opt}"
+
+        norm("algos", self.algos, canonical, lambda v: True, "a run label")
+        norm("lrs", self.lrs, float, lambda v: math.isfinite(v) and v > 0, "> 0")
+        norm("batch_sizes", self.batch_sizes, int, lambda v: v >= 1, "an integer >= 1")
+        norm("seeds", self.seeds, int, lambda v: 0 <= v < 2 ** 32,
+             "an integer in 0 .. 2**32 - 1")
+        if self.activation not in ACTIVATIONS:
+            raise SweepError(f"unknown activation {self.activation!r}; choose from "
+                             f"{', '.join(sorted(ACTIVATIONS))}")
+        if self.loss not in LOSSES:
+            raise SweepError(f"unknown loss {self.loss!r}; choose from "
+                             f"{', '.join(sorted(LOSSES))}")
+        if self.dtype not in DTYPES:
+            raise SweepError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.schedule not in SCHEDULES:
+            raise SweepError(f"schedule must be one of {', '.join(SCHEDULES)}")
+        if not 0 <= self.momentum < 1:
+            raise SweepError(f"momentum must lie in [0, 1), got {self.momentum}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise SweepError(f"weight_decay must be finite and >= 0, got {self.weight_decay}")
+        try:
+            check_init(self.init, self.param, self.gain)
+        except ValueError as exc:
+            raise SweepError(str(exc)) from None
+        if self.gain is not None:
+            object.__setattr__(self, "gain", float(self.gain))
+        for name in ("depth", "width", "epochs"):
+            if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
+                raise SweepError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
+        if not 0 <= self.val_fraction < 1:
+            raise SweepError(f"val_fraction must lie in [0, 1), got {self.val_fraction}")
+
+    # ------------------------------------------------------------------ grid
+
+    def rows(self):
+        """Every cell in grid order: run label, then batch size, learning rate, seed."""
+        return [StudyCell(run, lr, bs, seed) for run in self.algos
+                for bs in self.batch_sizes for lr in self.lrs for seed in self.seeds]
+
+    def cells(self):
+        """The training runs, longest first (a good order for parallel workers)."""
+        return sorted(self.rows(), key=lambda c: -c.work)
+
+    # ------------------------------------------------------------------ identity
+
+    def to_dict(self):
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+                for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, d):
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def comparable(self):
+        """The settings that must match to resume: everything but where the data lives."""
+        d = self.to_dict()
+        d.pop("data_dir")
+        return d
+
+    def settings_hash(self):
+        """Hash of the shared training settings (not the grid axes): a cell file carries
+        it, so a finished cell is reused only by a grid that would compute its numbers."""
+        d = self.comparable()
+        for k in GRID_KEYS:
+            d.pop(k)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+    # ------------------------------------------------------------------ grid kind
+
+    def train_cell(self, cell, threads=None):
+        """:func:`run_study_cell` of this grid."""
+        return run_study_cell(cell, self, threads)
+
+    @property
+    def csv_columns(self):
+        return STUDY_COLUMNS
+
+    def csv_rows(self, records):
+        """One row per finished cell (dicts keyed by :data:`STUDY_COLUMNS`), grid order."""
+        out = []
+        for cell in self.rows():
+            rec = records.get(cell)
+            if rec is not None:
+                out.append(summarise_record(rec, self))
+        return out
+
+
+# ---------------------------------------------------------------------- one cell
+
+def run_study_cell(cell, config, threads=None):
+    """Train one cell; return its record (a JSON-ready dict). Runs inside a worker.
+
+    A :class:`pckernels.DivergenceError` ends the run and is recorded (``status``
+    ``"diverged"``, ``error``), with the epochs finished before it.
+
+    Parameters
+    ----------
+    cell : StudyCell
+    config : StudyConfig
+    threads : int, optional
+        Numba threads for this cell; None leaves the worker's setting.
+    """
+    import numba
+    previous = get_threads()
+    if threads:
+        set_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+    try:
+        start = time.perf_counter()
+        X_tr, y_tr, X_val, y_val, X_te, y_te, n_classes, source = _split(
+            config.dataset, config.data_dir, config.val_fraction, cell.seed, config.dtype)
+        sizes = [X_tr.shape[1]] + [config.width] * config.depth + [n_classes]
+        net = MLP(sizes, activation=config.activation, loss=config.loss, dtype=config.dtype,
+                  seed=cell.seed, init=config.init, param=config.param, gain=config.gain)
+        algo, opt = parse_run(cell.run)
+        pc = None
+        if algo != "bp":
+            pc = PCSettings(schedule=config.schedule).resolved(algo, config.depth)
+        history = History()
+        status, error = "completed", None
+        try:
+            _train(net, X_tr, y_tr, X_val if len(y_val) else None,
+                   y_val if len(y_val) else None, X_te, y_te, algo=algo, pc=pc,
+                   epochs=config.epochs, batch_size=cell.batch_size,
+                   optimizer="adam" if opt == "adam" else "sgd", lr=cell.lr,
+                   momentum=config.momentum if opt == "momentum" else 0.0,
+                   weight_decay=config.weight_decay, seed=cell.seed, history=history,
+                   on_warning=lambda message: None)  # kept in history.warnings
+        except DivergenceError as exc:
+            status, error = "diverged", str(exc)
+        return {"cell": asdict(cell), "name": cell.name, "settings": config.settings_hash(),
+                "status": status, "error": error, "sizes": sizes, "data_source": source,
+                "pc": None if pc is None else asdict(pc), "warnings": history.warnings,
+                "epochs": history.as_dicts(), "wall_seconds": time.perf_counter() - start,
+                "threads": get_threads(), "host": os.uname().nodename}
+    finally:
+        set_threads(previous)
+
+
+def _train(*args, **kwargs):
+    """:func:`pckernels.train`; a seam the tests count calls through."""
+    return train(*args, **kwargs)
+
+
+def summarise_record(rec, config):
+    """The CSV row (a dict keyed by :data:`STUDY_COLUMNS`) of one cell's record."""
+    cell = StudyCell(**rec["cell"])
+    algo, opt = parse_run(cell.run)
+    epochs = rec["epochs"]
+    done = rec["status"] == "completed"
+    last = epochs[-1] if epochs else {}
+
+    def best(key):
+        vals = [e[key] for e in epochs if e.get(key) is not None and math.isfinite(e[key])]
+        return max(vals) if vals else None
+
+    return {
+        "grid": config.GRID, "cell": cell.name, "run": cell.run, "algo": algo,
+        "optimizer": opt,
+        "momentum": {"sgd": 0.0, "momentum": config.momentum}.get(opt),
+        "lr": cell.lr, "batch_size": cell.batch_size, "seed": cell.seed,
+        "depth": config.depth, "width": config.width, "epochs": config.epochs,
+        "epochs_completed": len(epochs), "status": rec["status"],
+        "diverged_epoch": None if done else len(epochs) + 1,
+        "final_test_accuracy": last.get("test_accuracy") if done else None,
+        "final_val_accuracy": last.get("val_accuracy") if done else None,
+        "best_test_accuracy": best("test_accuracy"),
+        "best_val_accuracy": best("val_accuracy"),
+        "final_train_loss": last.get("train_loss"),
+        "test_accuracy_by_epoch": ";".join(f"{e['test_accuracy']:.4f}" for e in epochs),
+        "wall_seconds": rec["wall_seconds"], "error": rec["error"]}
