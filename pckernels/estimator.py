@@ -42,6 +42,36 @@ def _is_real(value):
             and np.isfinite(value))
 
 
+def _string_hidden_message(text):
+    """The error for ``hidden_layer_sizes`` given as a string, naming the tuple to give.
+
+    A string is refused rather than parsed: scikit-learn's ``MLPClassifier`` takes only
+    ints, so a value it cannot take would make a pipeline or grid written for these
+    estimators fail on it, and ``get_params`` would hold two spellings of one network.
+    """
+    words = str(text).strip().lower()
+    tuple_text = None
+    try:
+        if words == "none":
+            tuple_text = "()"
+        elif "x" in words:
+            width, depth = (int(w) for w in words.split("x"))
+            if width >= 1 and depth >= 1:
+                tuple_text = (f"{(width,) * depth}" if depth <= 4
+                              else f"({width},) * {depth}")
+        elif words:
+            widths = tuple(int(w) for w in words.split(","))
+            if all(w >= 1 for w in widths):
+                tuple_text = f"{widths}"
+    except ValueError:
+        tuple_text = None
+    if tuple_text is not None:
+        return (f"hidden_layer_sizes={text!r} is pck's --hidden spelling; give the widths "
+                f"as scikit-learn does: hidden_layer_sizes={tuple_text}")
+    return ("hidden_layer_sizes must be an int or a sequence of ints (layer widths, e.g. "
+            f"(64, 64)), got {text!r}")
+
+
 class _BaseMLP(BaseEstimator):
     """What :class:`PCClassifier` and :class:`PCRegressor` share (see their docstrings)."""
 
@@ -109,6 +139,8 @@ class _BaseMLP(BaseEstimator):
         return old_value
 
     def _hidden_sizes(self, hidden):
+        if isinstance(hidden, str):
+            raise ValueError(_string_hidden_message(hidden))
         if _is_int(hidden):
             hidden = (hidden,)
         try:
@@ -410,7 +442,8 @@ _PARAMETERS_DOC = """
     ----------
     hidden_layer_sizes : int or sequence of int, default (100,)
         Widths of the hidden layers (L = ``len(hidden_layer_sizes)``); ``()`` gives a
-        linear model.
+        linear model. ``pck train --hidden 64x2`` is ``(64, 64)`` here; a string is a
+        ValueError that names the tuple, as scikit-learn takes no string either.
     activation : {"relu", "tanh", "logistic", "identity", "sigmoid", "leaky_relu"}, \
 default "relu"
         Hidden activation (``logistic`` is ``sigmoid``).
