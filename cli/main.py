@@ -18,7 +18,7 @@ try:  # Ctrl-C during the (slow) imports: one line, not a traceback from deep in
     from pckernels.model import MLP, check_init
     from pckernels.training import DivergenceError, History, Optimizer, PCSettings, train
 
-    from .common import (check_writable, data_options, download_allowed, finite, is_tty,
+    from .common import (check_writable, count, data_options, download_allowed, finite, is_tty,
                          memory_option, model_options, optimizer_options, parse_hidden,
                          pc_options, seed_range, split_init, warn_unused)
     from .resume import check_resume, resume_option, run_settings
@@ -277,7 +277,7 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
             bar.render_finish()
         click.echo(f"warning: {message}", err=True)
 
-    timed = {"samples": 0, "seconds": 0.0}
+    timed = {"samples": 0, "seconds": 0.0, "averaged": False}
 
     def on_epoch(m):
         nonlocal bar
@@ -290,6 +290,7 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
             # a few milliseconds are mostly timer and scheduler noise: show the mean
             # throughput of the epochs so far, marked with ~
             rate = f"~{timed['samples'] / max(timed['seconds'], 1e-9):,.0f}"
+            timed["averaged"] = True
         cells = [m.epoch, f"{m.train_loss:.4f}", f"{m.val_accuracy:.4f}",
                  f"{m.test_accuracy:.4f}", _seconds(m.seconds), rate]
         if cosine:
@@ -297,9 +298,9 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
         say(_row(cells, widths_))
         if verbose and m.inference_steps is not None:
             say(f"      inference: {m.inference_steps:.1f} steps per sample on average, "
-                f"{m.rejected_steps} rejected, energy rose in {m.energy_rises} batches")
+                f"{m.rejected_steps} rejected, energy rose in {count(m.energy_rises, 'batch')}")
         elif verbose and algo != "bp":
-            say(f"      inference: energy rose in {m.energy_rises} batches")
+            say(f"      inference: energy rose in {count(m.energy_rises, 'batch')}")
         if show_bar and m.epoch < epochs:
             bar = click.progressbar(length=len(y_tr), label=f"epoch {m.epoch + 1}",
                                     file=sys.stderr)
@@ -351,6 +352,9 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
     if status != "completed":
         raise click.ClickException(error + (f" (partial results in {json_path})"
                                             if json_path and final else ""))
+    if timed["averaged"]:
+        say(f"~: epochs under {SHORT_EPOCH_S:g} s are too short to time alone; their "
+            "samples/s is the mean over the epochs so far")
     click.echo(f"test accuracy: {final.test_accuracy:.4f}  "
                f"({_seconds(sum(e.seconds for e in history.epochs))} s training, "
                f"{_seconds(history.compile_seconds)} s compiling or loading kernels before it)")
