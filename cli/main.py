@@ -353,8 +353,8 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
         raise click.ClickException(error + (f" (partial results in {json_path})"
                                             if json_path and final else ""))
     if timed["averaged"]:
-        say(f"~: epochs under {SHORT_EPOCH_S:g} s are too short to time alone; their "
-            "samples/s is the mean over the epochs so far")
+        say(f"~: an epoch under {SHORT_EPOCH_S:g} s is too short to time alone; samples/s "
+            "is the mean of the epochs so far")
     click.echo(f"test accuracy: {final.test_accuracy:.4f}  "
                f"({_seconds(sum(e.seconds for e in history.epochs))} s training, "
                f"{_seconds(history.compile_seconds)} s compiling or loading kernels before it)")
