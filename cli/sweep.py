@@ -26,6 +26,17 @@ def _number_list(kind, what):
     return parse
 
 
+#: SweepConfig's grid fields, by the option that sets each.
+_GRID_OPTIONS = {"depths": "--depth", "ratios": "--ratio", "step_sizes": "--step-size",
+                 "seeds": "--seed"}
+
+
+def _option_names(message):
+    """A SweepConfig error about a grid field (``depths: ...``), naming its option."""
+    field, sep, rest = message.partition(": ")
+    return f"{_GRID_OPTIONS[field]}: {rest}" if sep and field in _GRID_OPTIONS else message
+
+
 def _clock(seconds):
     seconds = int(round(seconds))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
@@ -170,7 +181,7 @@ def sweep(out_dir, algo, depths, ratios, step_sizes, seeds, no_baseline, dataset
             weight_decay=weight_decay, batch_size=batch_size, epochs=epochs,
             precision_ratio=precision_ratio, init=init, param=param, gain=gain)
     except S.SweepError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise click.UsageError(_option_names(str(exc))) from None
     # Each of the cells running at once holds its data and its widest network.
     in_parallel = 1 if (scheduler or dask_local) else min(jobs, len(config.cells()))
     sizes = [n_features] + [width] * max(config.depths) + [n_classes]

@@ -118,3 +118,11 @@ def test_one_default_per_concept(option):
                 for param in command.params
                 if isinstance(param, click.Option) and option in param.opts}
     assert len(defaults) >= 2 and len(set(defaults.values())) == 1, defaults
+
+
+@pytest.mark.parametrize("option,value", [("--depth", "0"), ("--ratio", "-1"),
+                                          ("--step-size", "0")])
+def test_sweep_grid_errors_name_the_option(run, option, value):
+    result = run("sweep", "--out", "out", option, value)
+    assert result.exit_code == 2, result.output
+    assert f"Error: {option}: every value must be" in result.output
