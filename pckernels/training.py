@@ -13,10 +13,23 @@ from .pc import (DEFAULT_ENERGY_TOL, ENERGY_DESCENT, VARIANTS, PCRunner,
                  default_step_size)
 
 ALGORITHMS = ("bp",) + VARIANTS + IL_VARIANTS
+#: Learning rate when none is given, and the algorithms whose own default differs: ilprox's
+#: is the step of implicit SGD, which is stable at any size (docs/algorithms.md, IL-prox),
+#: and whose updates shrink with it (beta -> 0), so a small one learns slowly; gil's
+#: normalised (NLMS) update is ~1/||x_l||^2 of the gradient, so plain SGD needs a larger
+#: rate (Adam is scale-free and keeps the fallback).
+DEFAULT_LR = 0.05
+ALGORITHM_LR = {("ilprox", "sgd"): 10.0, ("ilprox", "adam"): 10.0, ("gil", "sgd"): 1.0}
 #: Algorithms that move the weights themselves, so no optimizer step follows their update:
 #: ipc (the optimizer's step after every inference step) and ilprox (its proximal step).
 STEPS_WEIGHTS = ("ipc", "ilprox")
 OPTIMIZERS = ("sgd", "adam")
+
+
+def default_lr(algo, fallback=DEFAULT_LR, optimizer="sgd"):
+    """The learning rate of ``algo`` under ``optimizer`` when none is given: its own
+    (:data:`ALGORITHM_LR`) or ``fallback``."""
+    return ALGORITHM_LR.get((algo, optimizer), fallback)
 
 
 class DivergenceError(RuntimeError):
@@ -388,7 +401,7 @@ def _check_eval_set(net, X, y, name):
 
 
 def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=None, *,
-          algo="bp", pc=None, epochs=10, batch_size=64, optimizer="sgd", lr=0.05,
+          algo="bp", pc=None, epochs=10, batch_size=64, optimizer="sgd", lr=None,
           momentum=0.9, weight_decay=0.0, seed=0, cosine=False, history=None,
           on_batch=None, on_epoch=None, on_warning=None, shuffle=True, start_epoch=1,
           optimizer_state=None):
@@ -405,6 +418,8 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
         momentum and weight decay do not apply to it); gil's normalised update goes
         through the optimizer (docs/algorithms.md).
     pc : PCSettings, optional
+    lr : float, optional
+        Learning rate; default :func:`default_lr` (0.05; ilprox 10; gil with sgd 1).
     cosine : bool
         Also compute backprop's gradient at the same weights for every batch and record the
         mean cosine similarity of the update with it (global and per layer).
@@ -448,6 +463,8 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
                          f"{start_epoch}")
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size}")
+    if lr is None:
+        lr = default_lr(algo, optimizer=optimizer)
     X_train = net.check_input(X_train)
     n = X_train.shape[0]
     labels_all, targets_all = net.check_targets(y_train, n)
