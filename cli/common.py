@@ -314,7 +314,8 @@ def optimizer_options(f):
         click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.9,
                      show_default=True, callback=finite, help="SGD momentum."),
         click.option("--lr", type=float, default=0.05, show_default=True, callback=positive(),
-                     help="Learning rate."),
+                     help="Learning rate [pck train: ilprox 10, its implicit-SGD step; gil with "
+                          "sgd 1]."),
         click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="sgd",
                      show_default=True,
                      help="sgd (with --momentum) or adam, with PyTorch's semantics."),

@@ -16,7 +16,8 @@ try:  # Ctrl-C during the (slow) imports: one line, not a traceback from deep in
                                   training_bytes)
     from pckernels.checkpoint import save_checkpoint
     from pckernels.model import MLP, check_init
-    from pckernels.training import DivergenceError, History, Optimizer, PCSettings, train
+    from pckernels.training import (DivergenceError, History, Optimizer, PCSettings,
+                                    default_lr, train)
 
     from .common import (check_writable, count, data_options, download_allowed, finite, is_tty,
                          memory_option, model_options, optimizer_options, parse_hidden,
@@ -144,6 +145,8 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
     """
     bp = algo == "bp"
     ctx = click.get_current_context()
+    if ctx.get_parameter_source("lr") is click.core.ParameterSource.DEFAULT:
+        lr = ctx.params["lr"] = default_lr(algo, lr, optimizer)  # saved with --save
     init, pc_init, latent_given = split_init(ctx, init, pc_init)
     try:
         check_init(init, param, gain)

@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .kernels.activations import ACTIVATIONS
 from .model import MLP, check_init
-from .training import ALGORITHMS, OPTIMIZERS, BatchUpdate, PCSettings, train
+from .training import ALGORITHMS, OPTIMIZERS, BatchUpdate, PCSettings, default_lr, train
 
 #: Old parameter name -> its scikit-learn name (the old names still work, with a
 #: FutureWarning).
@@ -79,7 +79,7 @@ class _BaseMLP(BaseEstimator):
     _loss = None
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
-                 alpha=0.0001, batch_size="auto", learning_rate_init=0.001, max_iter=200,
+                 alpha=0.0001, batch_size="auto", learning_rate_init=None, max_iter=200,
                  shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
                  momentum=0.9, early_stopping=False, validation_fraction=0.1,
                  n_iter_no_change=10, algorithm="bp", steps=None, step_size=None,
@@ -177,6 +177,8 @@ class _BaseMLP(BaseEstimator):
                             ("n_iter_no_change", self.n_iter_no_change)):
             if not _is_int(value) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if s["lr"] is None:
+            s["lr"] = default_lr(self.algorithm, 0.001, s["solver"])
         if not (_is_real(s["lr"]) and s["lr"] > 0):
             raise ValueError(f"learning_rate_init must be a finite number > 0, got "
                              f"{s['lr']!r}")
@@ -456,8 +458,9 @@ default "relu"
     batch_size : int or "auto", default "auto"
         Mini-batch size; ``"auto"`` is ``min(200, n_samples)``; larger than n_samples is
         clipped with a warning.
-    learning_rate_init : float, default 0.001
-        The (constant) learning rate.
+    learning_rate_init : float, optional
+        The (constant) learning rate; default 0.001, for ``algorithm="ilprox"`` 10 (its
+        implicit-SGD step) and for gil with sgd 1 (``pckernels.training.default_lr``).
     max_iter : int, default 200
         Most epochs of :meth:`fit`.
     shuffle : bool, default True
@@ -478,8 +481,10 @@ default "relu"
         classifier), stop on its score and keep the parameters of its best epoch.
     validation_fraction : float, default 0.1
     n_iter_no_change : int, default 10
-    algorithm : {"bp", "vpc", "scaled", "fpa", "zil", "ipc"}, default "bp"
-        How the per-batch update is computed (docs/algorithms.md).
+    algorithm : {"bp", "vpc", "scaled", "fpa", "zil", "fazil", "ipc", "ilprox", "gil"}, \
+default "bp"
+        How the per-batch update is computed (docs/algorithms.md). ilprox takes its own
+        proximal step (``solver`` and ``momentum`` do not apply to it).
     steps : int, optional
         Inference steps T of a PC algorithm; default L.
     step_size : float, optional
