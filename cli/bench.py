@@ -11,6 +11,8 @@ from pckernels_bench.harness import MIN_CONCLUSIVE_REPEATS
 from pckernels_bench.suite import (COMPARE, PC_ALGOS, run_bench,
                                    run_complexity)
 
+from .common import RenamedOption, count
+
 # five rounds: the fewest from which a ratio can be conclusive (MIN_CONCLUSIVE_REPEATS)
 QUICK = {"depths": [2, 3], "width": 8, "inputs": 20, "outputs": 5, "batch": 16,
          "repeats": MIN_CONCLUSIVE_REPEATS, "epoch_samples": 256}
@@ -93,7 +95,7 @@ def _table(header, rows):
 
 
 def _shape_options(f):
-    """--width, --inputs, --outputs, --batch, --dtype: the network both commands time."""
+    """--width, --inputs, --outputs, --batch-size, --dtype: the network both commands time."""
     for option in reversed([
             click.option("--width", type=click.IntRange(min=1), default=64, show_default=True,
                          help="Width of every hidden layer."),
@@ -101,7 +103,8 @@ def _shape_options(f):
                          show_default=True, help="Input features n_0 (784: MNIST's)."),
             click.option("--outputs", type=click.IntRange(min=2), default=10,
                          show_default=True, help="Output units (classes)."),
-            click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True,
+            click.option("--batch-size", "batch", type=click.IntRange(min=1), default=64,
+                         show_default=True, cls=RenamedOption, old=("--batch",),
                          help="Rows of the random batch the timed steps use."),
             click.option("--dtype", type=click.Choice(DTYPES), default="float32",
                          show_default=True, help="Floating-point type of the networks.")]):
@@ -119,8 +122,9 @@ def _set_threads_or_fail(threads):
 
 
 @click.command("bench")
-@click.option("--depths", default="2,5,10,20", show_default=True,
-              help="Hidden-layer counts L to time, comma-separated.")
+@click.option("--depth", "depths", default="2,5,10,20", show_default=True,
+              cls=RenamedOption, old=("--depths",),
+              help="Hidden-layer counts L to time: one, or several comma-separated.")
 @_shape_options
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="One thread count for Numba, BLAS, torch and XLA [default: all].")
@@ -130,8 +134,9 @@ def _set_threads_or_fail(threads):
               help="Inference steps T, the state updates of every variant [default: L].")
 @click.option("--step-size", type=float, default=1.0, show_default=True,
               help="Inference step size gamma of the PC variants.")
-@click.option("--algos", default="bp,fpa,zil", show_default=True,
-              help="bp and PC variants (vpc, scaled, fpa, zil) to time.")
+@click.option("--algo", "algos", default="bp,fpa,zil", show_default=True,
+              cls=RenamedOption, old=("--algos",),
+              help="bp and PC variants (vpc, scaled, fpa, zil) to time, comma-separated.")
 @click.option("--no-skip", is_flag=True,
               help="Time PC variants without skipping provably unchanged work. Without it, "
                    "fpa is timed both ways (rows fpa and fpa-full).")
@@ -139,8 +144,9 @@ def _set_threads_or_fail(threads):
               help=REPEATS_HELP)
 @click.option("--compare", default="", show_default=True,
               help="Baselines: numpy,sklearn,torch,jax (missing packages are skipped).")
-@click.option("--lr", type=float, default=0.01, show_default=True,
-              help="Learning rate of the timed SGD-momentum updates.")
+@click.option("--lr", type=float, default=0.05, show_default=True,
+              help="Learning rate of the timed SGD-momentum updates (pck train's default; "
+                   "the work timed is the same at any rate).")
 @click.option("--epoch-samples", type=click.IntRange(min=1), default=60000, show_default=True,
               help="Samples per epoch for the sklearn comparison.")
 @click.option("--quick", is_flag=True,
@@ -184,10 +190,10 @@ def bench(depths, width, inputs, outputs, batch, dtype, threads, schedule, steps
     "factor_off"}]), "noise" ({"load_average", "cpu_count", "threads", "cpu_over_wall",
     "runqueue_wait", "descheduled", "spread", "repeats", "noisy", "reasons"})]}
     """
-    cfg = {"depths": _int_list(depths, "--depths"), "width": width, "inputs": inputs,
+    cfg = {"depths": _int_list(depths, "--depth"), "width": width, "inputs": inputs,
            "outputs": outputs, "batch": batch, "dtype": dtype, "threads": threads,
            "schedule": schedule, "steps": steps, "step_size": step_size,
-           "algos": _name_list(algos, ("bp",) + PC_ALGOS, "--algos"), "no_skip": no_skip,
+           "algos": _name_list(algos, ("bp",) + PC_ALGOS, "--algo"), "no_skip": no_skip,
            "repeats": repeats, "compare": _name_list(compare, COMPARE, "--compare"),
            "lr": lr, "epoch_samples": epoch_samples, "quick": quick}
     if not step_size > 0:
@@ -198,12 +204,14 @@ def bench(depths, width, inputs, outputs, batch, dtype, threads, schedule, steps
     out = run_bench(cfg, log=lambda msg, err=False: click.echo(msg, err=err))
     c = out["config"]
     click.echo(f"pck bench: {c['inputs']}-{c['width']}xL-{c['outputs']} tanh, batch "
-               f"{c['batch']}, {c['dtype']}, {_count(c['threads'], 'thread')}, schedule "
+               f"{c['batch']}, {c['dtype']}, {count(c['threads'], 'thread')}, schedule "
                f"{c['schedule']}, "
                f"load average {_fmt_load(out['load_average'])}")
     for res in out["results"]:
         click.echo("")
         click.echo(format_depth(res, c, show_targets))
+    click.echo("")
+    click.echo(COLUMNS)
     if json_path:
         atomic_write_json(json_path, out)
 
@@ -219,9 +227,24 @@ def format_target(g):
     return format_side(side, "yes", "NO")
 
 
-def _count(n, noun):
-    """``1 thread``, ``2 threads``."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
+def format_gemm_limit(res):
+    """The bp step against its matrix products alone, as a share of its time when the
+    step is the slower of the two (a share above 100% would be noise read as a result)."""
+    over = res["ratio_intervals"]["bp_over_gemm_limit"]
+    line = (f"GEMM-bound limit of a bp step (its matrix products alone, through the same "
+            f"BLAS): {res['gemm_limit_us']:.1f} us; the bp step takes "
+            f"{format_interval(over)}x that")
+    if over["median"] >= 1:
+        return line + f", i.e. its products are {100 / over['median']:.0f}% of its time"
+    return line + (": faster than its own products timed alone, which is timing noise "
+                   "(see the noise line), so no share of its time is given")
+
+
+#: What the columns of a depth's table mean, printed once after the tables.
+COLUMNS = ("columns: us = median microseconds per call; iqr% = interquartile range / median; "
+           "cpu/wall = CPU time / wall time (below 1: waiting for a core); first_s = first "
+           "call, compiling included, in seconds; /bp = time / the bp step's, median [90% "
+           "interval]; pck/NAME = pckernels' time / NAME's (below 1: pckernels is faster)")
 
 
 def format_depth(res, cfg, show_targets=False):
@@ -251,15 +274,12 @@ def format_depth(res, cfg, show_targets=False):
                     format_interval(ivs.get(n, {}).get(op), ".3f")]
         rows.append(row)
     lines = [format_noise(res["noise"]), _table(header, rows)]
-    lines.append(f"GEMM-bound limit of a bp step (its matrix products alone, through the same "
-                 f"BLAS): {res['gemm_limit_us']:.1f} us; the bp step takes "
-                 f"{format_interval(ivs['bp_over_gemm_limit'])}x that, i.e. its products "
-                 f"are {100 * res['bp_gemm_fraction']:.0f}% of its time")
+    lines.append(format_gemm_limit(res))
     lines.append(f"one fpa inference step (all layers, no skip): {res['fpa_step_us']:.1f} us; "
                  f"input-side VJPs of one backward pass: {res['input_vjps_us']:.1f} us; "
                  f"ratio {format_interval(ivs['fpa_step_over_input_vjps'])}")
     s = res["schedules"]
-    lines.append(f"fpa-full inference, {_count(s['threads'], 'thread')}: serial "
+    lines.append(f"fpa-full inference, {count(s['threads'], 'thread')}: serial "
                  f"{s['serial_us']:.1f} us, "
                  f"layer-parallel {s['layers_us']:.1f} us "
                  f"(x{format_interval(s['layers_speedup_interval'])}), "
@@ -267,7 +287,8 @@ def format_depth(res, cfg, show_targets=False):
                  f"(x{format_interval(s['batch_speedup_interval'])})")
     if res["epoch"]:
         e = res["epoch"]
-        lines.append(f"epoch of {e['samples']} samples ({e['batches']} batches): pckernels "
+        lines.append(f"epoch of {count(e['samples'], 'sample')} "
+                     f"({count(e['batches'], 'batch')}): pckernels "
                      f"train() {1e3 * e['pck_train_epoch_s']:.1f} ms (bp step x batches "
                      f"{1e3 * e['pck_from_step_s']:.1f} ms), sklearn MLPClassifier "
                      f"{1e3 * e['sklearn_epoch_s']:.1f} ms, pck/sklearn "
@@ -300,7 +321,8 @@ def format_depth(res, cfg, show_targets=False):
               help="Inference step size gamma.")
 @click.option("--tol", type=float, default=1e-6, show_default=True,
               help="Convergence tolerance of the per-layer counts.")
-@click.option("--count-batch", type=click.IntRange(min=1), default=8, show_default=True,
+@click.option("--count-batch-size", "count_batch", type=click.IntRange(min=1), default=8,
+              show_default=True, cls=RenamedOption, old=("--count-batch",),
               help="Rows of the random batch the per-layer counts use.")
 @click.option("--repeats", type=click.IntRange(min=1), default=7, show_default=True,
               help=REPEATS_HELP)
@@ -358,7 +380,7 @@ def format_complexity(out):
     sizes = [c["inputs"]] + [c["width"]] * c["depth"] + [c["outputs"]]
     lines = [f"pck complexity: {'-'.join(map(str, sizes))} tanh, batch {c['batch']}, "
              f"{c['dtype']}, {c['algo']} T={c['steps']} step={c['step_size']:g}, "
-             f"{_count(m['threads'], 'thread')}, load average {_fmt_load(out['load_average'])}",
+             f"{count(m['threads'], 'thread')}, load average {_fmt_load(out['load_average'])}",
              "C_i (forward FLOPs per layer): " + ", ".join(f"{x:.3g}" for x in a["C"])
              + f"; C_F = {a['C_sum']:.4g}, C_max = {a['C_max']:.4g}", ""]
     iv, cmp = out["ratio_intervals"], out["comparisons"]

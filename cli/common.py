@@ -110,6 +110,46 @@ def seed_range():
     return click.IntRange(0, 2 ** 32 - 1)
 
 
+class RenamedOption(click.Option):
+    """An option that still accepts its old spellings (``old=("--batch",)``), each with one
+    ``warning:`` line on stderr naming the new one. Giving both spellings is a usage error.
+
+    The old spellings are not shown in ``--help``. Each gets a parser destination of its
+    own, so that :meth:`consume_value` knows which spelling was used; the value then goes
+    through the option's type and callback, and counts as given on the command line.
+    """
+
+    def __init__(self, *args, old=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.is_flag or self.multiple or self.count:
+            raise TypeError("RenamedOption supports options that take one value")
+        self.old_opts = tuple(old)
+
+    def _old_dest(self, i):
+        return f"{self.name}:old{i}"
+
+    def add_to_parser(self, parser, ctx):
+        super().add_to_parser(parser, ctx)
+        for i, old in enumerate(self.old_opts):
+            parser.add_option(obj=self, opts=[old], dest=self._old_dest(i), action="store",
+                              nargs=self.nargs)
+
+    def consume_value(self, ctx, opts):
+        used = [(old, opts[self._old_dest(i)]) for i, old in enumerate(self.old_opts)
+                if self._old_dest(i) in opts]
+        if used:
+            new = self.opts[0]
+            if self.name in opts or len(used) > 1:
+                spellings = [new] * (self.name in opts) + [old for old, _ in used]
+                raise click.UsageError(f"{' and '.join(spellings)} are spellings of one "
+                                       f"option; give only {new}", ctx=ctx)
+            old, value = used[0]
+            if not ctx.resilient_parsing:
+                click.echo(f"warning: {old} is deprecated; use {new}", err=True)
+            opts = {**opts, self.name: value}
+        return super().consume_value(ctx, opts)
+
+
 def given(ctx, name):
     """Whether option ``name`` was given on the command line (or from the environment)."""
     source = ctx.get_parameter_source(name)
@@ -274,7 +314,8 @@ def optimizer_options(f):
         click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.9,
                      show_default=True, callback=finite, help="SGD momentum."),
         click.option("--lr", type=float, default=0.05, show_default=True, callback=positive(),
-                     help="Learning rate."),
+                     help="Learning rate [pck train: ilprox 10, its implicit-SGD step; gil with "
+                          "sgd 1]."),
         click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="sgd",
                      show_default=True,
                      help="sgd (with --momentum) or adam, with PyTorch's semantics."),
@@ -282,6 +323,11 @@ def optimizer_options(f):
     for o in opts:
         f = o(f)
     return f
+
+
+def count(n, noun):
+    """``1 epoch``, ``2 epochs``: a number with its noun, singular for one."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def echo_err(msg):

@@ -10,7 +10,7 @@ from pckernels.evaluation import evaluate, load_inputs, predict
 from pckernels.io import atomic_write, atomic_write_json
 from pckernels.model import MLP
 
-from .common import check_writable, data_options, download_allowed
+from .common import check_writable, count, data_options, download_allowed
 
 
 def load_model(path):
@@ -46,8 +46,8 @@ def format_confusion(confusion):
               default=None, help="Also write the results as JSON to this file (- for "
                                  "stdout, instead of the text report).")
 def eval_cmd(model, dataset, data_dir, split, json_path):
-    """Accuracy, loss and confusion matrix of a saved network (pck train --save) on a
-    dataset."""
+    """Accuracy, loss and confusion matrix of the network in MODEL (saved by pck train
+    --save) on a dataset."""
     if json_path != "-":
         check_writable(json_path, "--json")
     net = load_model(model)
@@ -69,7 +69,7 @@ def eval_cmd(model, dataset, data_dir, split, json_path):
     if json_path == "-":
         click.echo(json.dumps(summary, indent=2))
         return
-    click.echo(f"{ds.name} {split} set, {result.n_samples} samples, MLP "
+    click.echo(f"{ds.name} {split} set, {count(result.n_samples, 'sample')}, MLP "
                f"{'-'.join(map(str, net.sizes))} {net.activation} ({net.loss}):")
     click.echo(f"accuracy {result.accuracy:.4f}  loss {result.loss:.4f}")
     click.echo("confusion matrix (rows: true class, columns: predicted class):")
@@ -89,8 +89,8 @@ def eval_cmd(model, dataset, data_dir, split, json_path):
               help="The .npz to write: classes (int64) and probabilities (nll networks) or "
                    "outputs (mse networks).")
 def predict_cmd(model, inputs, out_path):
-    """Predict the classes of the rows of X in INPUT (.npz with X, or .npy) with a saved
-    network."""
+    """Predict the classes of the rows of X in INPUT (.npz with X, or .npy) with the
+    network in MODEL (saved by pck train --save)."""
     check_writable(out_path, "--out")
     for other, name in ((model, "MODEL"), (inputs, "INPUT")):
         if _same_file(out_path, other):

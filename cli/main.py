@@ -16,9 +16,10 @@ try:  # Ctrl-C during the (slow) imports: one line, not a traceback from deep in
                                   training_bytes)
     from pckernels.checkpoint import save_checkpoint
     from pckernels.model import MLP, check_init
-    from pckernels.training import DivergenceError, History, Optimizer, PCSettings, train
+    from pckernels.training import (DivergenceError, History, Optimizer, PCSettings,
+                                    default_lr, train)
 
-    from .common import (check_writable, data_options, download_allowed, finite, is_tty,
+    from .common import (check_writable, count, data_options, download_allowed, finite, is_tty,
                          memory_option, model_options, optimizer_options, parse_hidden,
                          pc_options, seed_range, split_init, warn_unused)
     from .resume import check_resume, resume_option, run_settings
@@ -145,6 +146,8 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
     """
     bp = algo == "bp"
     ctx = click.get_current_context()
+    if ctx.get_parameter_source("lr") is click.core.ParameterSource.DEFAULT:
+        lr = ctx.params["lr"] = default_lr(algo, lr, optimizer)  # saved with --save
     init, pc_init, latent_given = split_init(ctx, init, pc_init)
     try:
         check_init(init, param, gain)
@@ -278,7 +281,7 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
             bar.render_finish()
         click.echo(f"warning: {message}", err=True)
 
-    timed = {"samples": 0, "seconds": 0.0}
+    timed = {"samples": 0, "seconds": 0.0, "averaged": False}
 
     def on_epoch(m):
         nonlocal bar
@@ -291,6 +294,7 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
             # a few milliseconds are mostly timer and scheduler noise: show the mean
             # throughput of the epochs so far, marked with ~
             rate = f"~{timed['samples'] / max(timed['seconds'], 1e-9):,.0f}"
+            timed["averaged"] = True
         cells = [m.epoch, f"{m.train_loss:.4f}", f"{m.val_accuracy:.4f}",
                  f"{m.test_accuracy:.4f}", _seconds(m.seconds), rate]
         if cosine:
@@ -298,9 +302,9 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
         say(_row(cells, widths_))
         if verbose and m.inference_steps is not None:
             say(f"      inference: {m.inference_steps:.1f} steps per sample on average, "
-                f"{m.rejected_steps} rejected, energy rose in {m.energy_rises} batches")
+                f"{m.rejected_steps} rejected, energy rose in {count(m.energy_rises, 'batch')}")
         elif verbose and algo != "bp":
-            say(f"      inference: energy rose in {m.energy_rises} batches")
+            say(f"      inference: energy rose in {count(m.energy_rises, 'batch')}")
         if show_bar and m.epoch < epochs:
             bar = click.progressbar(length=len(y_tr), label=f"epoch {m.epoch + 1}",
                                     file=sys.stderr)
@@ -352,6 +356,9 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
     if status != "completed":
         raise click.ClickException(error + (f" (partial results in {json_path})"
                                             if json_path and final else ""))
+    if timed["averaged"]:
+        say(f"~: an epoch under {SHORT_EPOCH_S:g} s is too short to time alone; samples/s "
+            "is the mean of the epochs so far")
     click.echo(f"test accuracy: {final.test_accuracy:.4f}  "
                f"({_seconds(sum(e.seconds for e in history.epochs))} s training, "
                f"{_seconds(history.compile_seconds)} s compiling or loading kernels before it)")

@@ -9,9 +9,9 @@ from pckernels.kernels import ACTIVATIONS, LOSSES
 from pckernels.model import DTYPES, WEIGHT_INITS, check_init
 from pckernels.training import ALGORITHMS
 
-from .common import (check_writable_dir, data_options, echo_err, gain_option, init_option,
-                     is_tty, memory_option, optimizer_options, param_option, positive,
-                     warn_unused)
+from .common import (RenamedOption, check_writable_dir, count, data_options, echo_err,
+                     gain_option, init_option, is_tty, memory_option, optimizer_options,
+                     param_option, positive, warn_unused)
 
 
 def _number_list(kind, what):
@@ -24,6 +24,17 @@ def _number_list(kind, what):
             raise click.BadParameter("needs at least one value")
         return tuple(values)
     return parse
+
+
+#: SweepConfig's grid fields, by the option that sets each.
+_GRID_OPTIONS = {"depths": "--depth", "ratios": "--ratio", "step_sizes": "--step-size",
+                 "seeds": "--seed"}
+
+
+def _option_names(message):
+    """A SweepConfig error about a grid field (``depths: ...``), naming its option."""
+    field, sep, rest = message.partition(": ")
+    return f"{_GRID_OPTIONS[field]}: {rest}" if sep and field in _GRID_OPTIONS else message
 
 
 def _clock(seconds):
@@ -61,14 +72,20 @@ CSV columns:
               help="Results folder (created; reused to resume).")
 @click.option("--algo", type=click.Choice(ALGORITHMS), default="fpa", show_default=True,
               help="Algorithm of the grid (bp: baselines only).")
-@click.option("--depths", default="2,5,10,20", show_default=True,
-              callback=_number_list(int, "integers"), help="Hidden-layer counts L.")
-@click.option("--ratios", default="0.25,0.5,0.75,1,1.5,2", show_default=True,
-              callback=_number_list(float, "numbers"), help="Inference steps per layer, T/L.")
-@click.option("--step-sizes", default="0.1,0.5,1", show_default=True,
-              callback=_number_list(float, "numbers"), help="Inference step sizes gamma.")
-@click.option("--seeds", default="0", show_default=True, callback=_number_list(int, "integers"),
-              help="Seeds of initialisation, shuffling and the validation split.")
+@click.option("--depth", "depths", default="2,5,10,20", show_default=True,
+              callback=_number_list(int, "integers"), cls=RenamedOption, old=("--depths",),
+              help="Hidden-layer counts L of the grid, comma-separated.")
+@click.option("--ratio", "ratios", default="0.25,0.5,0.75,1,1.5,2", show_default=True,
+              callback=_number_list(float, "numbers"), cls=RenamedOption, old=("--ratios",),
+              help="Inference steps per layer T/L of the grid, comma-separated.")
+@click.option("--step-size", "step_sizes", default="0.1,0.5,1", show_default=True,
+              callback=_number_list(float, "numbers"), cls=RenamedOption,
+              old=("--step-sizes",),
+              help="Inference step sizes gamma of the grid, comma-separated.")
+@click.option("--seed", "seeds", default="0", show_default=True,
+              callback=_number_list(int, "integers"), cls=RenamedOption, old=("--seeds",),
+              help="Seeds of initialisation, shuffling and the validation split, "
+                   "comma-separated (one run per seed).")
 @click.option("--no-baseline", is_flag=True, help="Skip the backprop baselines.")
 @data_options
 @click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1,
@@ -120,8 +137,8 @@ def sweep(out_dir, algo, depths, ratios, step_sizes, seeds, no_baseline, dataset
 
     # Every option is checked before anything is written.
     warn_unused(click.get_current_context(), [
-        ("ratios", "--ratios", algo != "bp", "to --algo bp"),
-        ("step_sizes", "--step-sizes", algo != "bp", "to --algo bp"),
+        ("ratios", "--ratio", algo != "bp", "to --algo bp"),
+        ("step_sizes", "--step-size", algo != "bp", "to --algo bp"),
         ("precision_ratio", "--precision-ratio", algo == "scaled",
          f"to --algo {algo} (only to scaled)"),
         ("momentum", "--momentum", optimizer == "sgd", f"to --optimizer {optimizer}"),
@@ -140,7 +157,7 @@ def sweep(out_dir, algo, depths, ratios, step_sizes, seeds, no_baseline, dataset
         raise click.UsageError(str(exc)) from None
     if any(s < 0 or s >= 2 ** 32 for s in seeds):
         raise click.BadParameter(f"every seed must be in 0..{2 ** 32 - 1}",
-                                 param_hint="--seeds")
+                                 param_hint="--seed")
     check_writable_dir(out_dir, "--out")
     try:
         check_memory(0, "the sweep", max_memory)  # an invalid $PCK_MAX_MEMORY fails here
@@ -164,7 +181,7 @@ def sweep(out_dir, algo, depths, ratios, step_sizes, seeds, no_baseline, dataset
             weight_decay=weight_decay, batch_size=batch_size, epochs=epochs,
             precision_ratio=precision_ratio, init=init, param=param, gain=gain)
     except S.SweepError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise click.UsageError(_option_names(str(exc))) from None
     # Each of the cells running at once holds its data and its widest network.
     in_parallel = 1 if (scheduler or dask_local) else min(jobs, len(config.cells()))
     sizes = [n_features] + [width] * max(config.depths) + [n_classes]
@@ -184,7 +201,7 @@ def sweep(out_dir, algo, depths, ratios, step_sizes, seeds, no_baseline, dataset
               f"T/L {','.join(f'{r:g}' for r in config.ratios)}, step sizes "
               f"{','.join(f'{s:g}' for s in config.step_sizes)}, seeds "
               f"{','.join(map(str, config.seeds))}; init {init}, param {param}; "
-              f"{epochs} epochs")
+              f"{count(epochs, 'epoch')}")
     run_grid(config, out_dir, header=header, describe=_describe_cell, jobs=jobs,
              threads=threads, scheduler=scheduler, dask_local=dask_local, force=force,
              progress=progress)
@@ -241,7 +258,7 @@ def run_grid(config, out_dir, *, header, describe, jobs, threads, scheduler, das
         state["total"] = len(todo)
         where = (f"Dask {client.scheduler.address}" if client is not None else
                  f"{jobs} job{'s' if jobs > 1 else ''}")
-        click.echo(f"{len(skipped) + len(todo)} cells: {len(skipped)} finished, "
+        click.echo(f"{count(len(skipped) + len(todo), 'cell')}: {len(skipped)} finished, "
                    f"{len(todo)} to run on {where}"
                    + (f" x {threads} thread{'s' if threads > 1 else ''}" if threads else ""))
         state["start"] = time.perf_counter()
@@ -274,7 +291,7 @@ def run_grid(config, out_dir, *, header, describe, jobs, threads, scheduler, das
         raise click.ClickException(f"cannot write {where}: {exc.strerror or exc}") from None
     except KeyboardInterrupt:
         raise click.ClickException(
-            f"interrupted after {state['done']} cells; rerun the same command to resume "
+            f"interrupted after {count(state['done'], 'cell')}; rerun the same command to resume "
             f"(finished cells are in {os.path.join(out_dir, 'cells')})") from None
     finally:
         if state["bar"] is not None:
@@ -284,7 +301,7 @@ def run_grid(config, out_dir, *, header, describe, jobs, threads, scheduler, das
         if cluster is not None:
             cluster.close()
     diverged = [c.name for c, r in run.records.items() if r["status"] != "completed"]
-    click.echo(f"trained {len(run.trained)} cells in {_clock(run.seconds)}, skipped "
+    click.echo(f"trained {count(len(run.trained), 'cell')} in {_clock(run.seconds)}, skipped "
                f"{len(run.skipped)}; results: {os.path.join(out_dir, 'results.csv')}")
     if diverged:
         echo_err(f"diverged ({len(diverged)}): {', '.join(sorted(diverged))}")
@@ -298,8 +315,9 @@ def run_grid(config, out_dir, *, header, describe, jobs, threads, scheduler, das
               default="mean", show_default=True,
               help="Figure 3: cosine averaged over all epochs' batches, or over the final "
                    "epoch's only.")
-@click.option("--formats", default="png,svg", show_default=True,
-              help="Comma-separated image formats.")
+@click.option("--format", "formats", default="png,svg", show_default=True,
+              cls=RenamedOption, old=("--formats",),
+              help="Image formats, comma-separated.")
 def plot(results, out_dir, cosine_epochs, formats):
     """Figures 3, 4 and 5 of the paper from a `pck sweep` RESULTS.csv, or the heatmaps of
     a `pck study` one.
@@ -326,7 +344,7 @@ def plot(results, out_dir, cosine_epochs, formats):
     bad = [f for f in fmts if f not in supported] if fmts else ["(none)"]
     if bad:
         raise click.BadParameter(f"unknown image format {bad[0]!r}; choose from "
-                                 f"{', '.join(supported)}", param_hint="--formats")
+                                 f"{', '.join(supported)}", param_hint="--format")
     try:
         from pckernels.heatmap import csv_grid_kind, plot_heatmaps
         if csv_grid_kind(results) == "lr-batch":  # `pck study`

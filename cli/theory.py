@@ -1,7 +1,7 @@
 """``pck theory``: the paper's Results 1 and 2, measured. No numerics here."""
 import click
 
-from .common import data_options
+from .common import RenamedOption, count, data_options
 
 
 def _floats(text):
@@ -9,9 +9,9 @@ def _floats(text):
         values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise click.BadParameter(f"{text!r}: a comma-separated list of numbers",
-                                 param_hint="--ks") from None
+                                 param_hint="--precision-ratio") from None
     if not values or any(not v > 0 or v == float("inf") for v in values):
-        raise click.BadParameter(f"{text!r}: numbers > 0", param_hint="--ks")
+        raise click.BadParameter(f"{text!r}: numbers > 0", param_hint="--precision-ratio")
     return values
 
 
@@ -27,10 +27,13 @@ def _table(header, rows):
               help="Hidden widths: WIDTHxDEPTH or a list (see pck train).")
 @click.option("--train-epochs", type=click.IntRange(min=0), default=2, show_default=True,
               help="Backprop epochs before measuring (0: the initial weights).")
-@click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True,
-              help="Test samples the measurements use.")
-@click.option("--ks", default="1,10,100,1000,10000", show_default=True,
-              help="Result 1: the hidden precisions k of scaled.")
+@click.option("--batch-size", "batch", type=click.IntRange(min=1), default=64,
+              show_default=True, cls=RenamedOption, old=("--batch",),
+              help="Test samples the measurements use (one batch).")
+@click.option("--precision-ratio", "ks", default="1,10,100,1000,10000", show_default=True,
+              cls=RenamedOption, old=("--ks",),
+              help="Result 1: the hidden precisions k of scaled (pck train's "
+                   "--precision-ratio), comma-separated.")
 @click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Result 1: inference steps of scaled (enough to converge).")
 @click.option("--seed", type=click.IntRange(0, 2 ** 32 - 1), default=0, show_default=True,
@@ -74,7 +77,7 @@ def theory(dataset, data_dir, hidden, train_epochs, batch, ks, steps, seed, json
     r1 = TH.result1(net, X, y, ks=k_values, steps=steps)
     r2 = TH.result2(net, X, y)
     click.echo(f"{ds.name}: MLP {'-'.join(map(str, net.sizes))} tanh, float64, "
-               f"{train_epochs} backprop epochs, {len(y)} test samples\n")
+               f"{count(train_epochs, 'backprop epoch')}, {count(len(y), 'test sample')}\n")
     click.echo("Result 1: scaled (hidden precision k) keeps the latents at their "
                "feedforward values")
     click.echo(_table(["k", "step", "max|x-mu|", "relative", "last step change",

@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .kernels.activations import ACTIVATIONS
 from .model import MLP, check_init
-from .training import ALGORITHMS, OPTIMIZERS, BatchUpdate, PCSettings, train
+from .training import ALGORITHMS, OPTIMIZERS, BatchUpdate, PCSettings, default_lr, train
 
 #: Old parameter name -> its scikit-learn name (the old names still work, with a
 #: FutureWarning).
@@ -42,6 +42,36 @@ def _is_real(value):
             and np.isfinite(value))
 
 
+def _string_hidden_message(text):
+    """The error for ``hidden_layer_sizes`` given as a string, naming the tuple to give.
+
+    A string is refused rather than parsed: scikit-learn's ``MLPClassifier`` takes only
+    ints, so a value it cannot take would make a pipeline or grid written for these
+    estimators fail on it, and ``get_params`` would hold two spellings of one network.
+    """
+    words = str(text).strip().lower()
+    tuple_text = None
+    try:
+        if words == "none":
+            tuple_text = "()"
+        elif "x" in words:
+            width, depth = (int(w) for w in words.split("x"))
+            if width >= 1 and depth >= 1:
+                tuple_text = (f"{(width,) * depth}" if depth <= 4
+                              else f"({width},) * {depth}")
+        elif words:
+            widths = tuple(int(w) for w in words.split(","))
+            if all(w >= 1 for w in widths):
+                tuple_text = f"{widths}"
+    except ValueError:
+        tuple_text = None
+    if tuple_text is not None:
+        return (f"hidden_layer_sizes={text!r} is pck's --hidden spelling; give the widths "
+                f"as scikit-learn does: hidden_layer_sizes={tuple_text}")
+    return ("hidden_layer_sizes must be an int or a sequence of ints (layer widths, e.g. "
+            f"(64, 64)), got {text!r}")
+
+
 class _BaseMLP(BaseEstimator):
     """What :class:`PCClassifier` and :class:`PCRegressor` share (see their docstrings)."""
 
@@ -49,7 +79,7 @@ class _BaseMLP(BaseEstimator):
     _loss = None
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
-                 alpha=0.0001, batch_size="auto", learning_rate_init=0.001, max_iter=200,
+                 alpha=0.0001, batch_size="auto", learning_rate_init=None, max_iter=200,
                  shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
                  momentum=0.9, early_stopping=False, validation_fraction=0.1,
                  n_iter_no_change=10, algorithm="bp", steps=None, step_size=None,
@@ -109,6 +139,8 @@ class _BaseMLP(BaseEstimator):
         return old_value
 
     def _hidden_sizes(self, hidden):
+        if isinstance(hidden, str):
+            raise ValueError(_string_hidden_message(hidden))
         if _is_int(hidden):
             hidden = (hidden,)
         try:
@@ -145,6 +177,8 @@ class _BaseMLP(BaseEstimator):
                             ("n_iter_no_change", self.n_iter_no_change)):
             if not _is_int(value) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if s["lr"] is None:
+            s["lr"] = default_lr(self.algorithm, 0.001, s["solver"])
         if not (_is_real(s["lr"]) and s["lr"] > 0):
             raise ValueError(f"learning_rate_init must be a finite number > 0, got "
                              f"{s['lr']!r}")
@@ -410,7 +444,8 @@ _PARAMETERS_DOC = """
     ----------
     hidden_layer_sizes : int or sequence of int, default (100,)
         Widths of the hidden layers (L = ``len(hidden_layer_sizes)``); ``()`` gives a
-        linear model.
+        linear model. ``pck train --hidden 64x2`` is ``(64, 64)`` here; a string is a
+        ValueError that names the tuple, as scikit-learn takes no string either.
     activation : {"relu", "tanh", "logistic", "identity", "sigmoid", "leaky_relu"}, \
 default "relu"
         Hidden activation (``logistic`` is ``sigmoid``).
@@ -423,8 +458,9 @@ default "relu"
     batch_size : int or "auto", default "auto"
         Mini-batch size; ``"auto"`` is ``min(200, n_samples)``; larger than n_samples is
         clipped with a warning.
-    learning_rate_init : float, default 0.001
-        The (constant) learning rate.
+    learning_rate_init : float, optional
+        The (constant) learning rate; default 0.001, for ``algorithm="ilprox"`` 10 (its
+        implicit-SGD step) and for gil with sgd 1 (``pckernels.training.default_lr``).
     max_iter : int, default 200
         Most epochs of :meth:`fit`.
     shuffle : bool, default True
@@ -445,8 +481,10 @@ default "relu"
         classifier), stop on its score and keep the parameters of its best epoch.
     validation_fraction : float, default 0.1
     n_iter_no_change : int, default 10
-    algorithm : {"bp", "vpc", "scaled", "fpa", "zil", "ipc"}, default "bp"
-        How the per-batch update is computed (docs/algorithms.md).
+    algorithm : {"bp", "vpc", "scaled", "fpa", "zil", "fazil", "ipc", "ilprox", "gil"}, \
+default "bp"
+        How the per-batch update is computed (docs/algorithms.md). ilprox takes its own
+        proximal step (``solver`` and ``momentum`` do not apply to it).
     steps : int, optional
         Inference steps T of a PC algorithm; default L.
     step_size : float, optional

@@ -16,10 +16,13 @@ from .kernels.activations import IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH
 from .kernels.losses import MSE, NLL
 from .kernels.network import _layer, _layer_cosines
 
-VARIANTS = ("vpc", "scaled", "fpa", "zil", "ipc")
+VARIANTS = ("vpc", "scaled", "fpa", "zil", "fazil", "ipc")
 SCHEDULES = ("auto", "serial", "layers", "batch")
 INITS = {"forward": K.INIT_FORWARD, "zeros": K.INIT_ZEROS}
-_CODES = {"vpc": K.VPC, "scaled": K.VPC, "fpa": K.FPA, "zil": K.ZIL, "ipc": K.VPC}
+_CODES = {"vpc": K.VPC, "scaled": K.VPC, "fpa": K.FPA, "zil": K.ZIL, "fazil": K.FAZIL,
+          "ipc": K.VPC}
+#: Variants whose weight layers each learn once, at one inference step (Z-IL's Requirement 3).
+ONE_STEP_LEARNERS = ("zil", "fazil")
 #: Variants whose inference is gradient descent on the energy F (so F must not rise).
 ENERGY_DESCENT = ("vpc", "scaled", "ipc")
 #: How the inference step is chosen (energy-descent variants): ``fixed`` uses gamma as
@@ -111,6 +114,11 @@ class PCResult(GradientResult):
     params : array or None
         ipc only: the parameters after the inference's weight steps (``net`` is left as it
         was).
+    learn_steps : int array of shape (N,) or None
+        zil and fazil: for weight layer l = 0..N-1, the inference step whose states and
+        errors its update was taken from (-1: never, the error did not reach it within T
+        steps). zil fixes it at N-1-l; fazil's trigger fires where e_{l+1} first has a
+        nonzero entry (the earliest over chunks of the batch).
     """
     variant: str = ""
     steps: int = 0
@@ -127,6 +135,7 @@ class PCResult(GradientResult):
     layer_step: np.ndarray = None
     layer_energy: np.ndarray = None
     params: np.ndarray = field(default=None, repr=False)
+    learn_steps: np.ndarray = None
 
 
 def precisions_for(net, variant, precision_ratio=1.0, precisions=None):
@@ -175,12 +184,12 @@ def _check_args(net, variant, steps, step_size, schedule, init, chunk_rows, tol,
         raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
     if not np.isfinite(step_size) or step_size <= 0:
         raise ValueError(f"step_size must be > 0, got {step_size}")
-    if variant == "zil":
+    if variant in ONE_STEP_LEARNERS:
         if step_size != 1.0:
-            raise ValueError("zil requires step_size 1 (Requirement 2); got "
+            raise ValueError(f"{variant} requires step_size 1 (Requirement 2); got "
                              f"{step_size}")
         if init != "forward":
-            raise ValueError("zil requires init='forward' (Requirement 1)")
+            raise ValueError(f"{variant} requires init='forward' (Requirement 1)")
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")
     if init not in INITS:
@@ -651,7 +660,11 @@ def pc_infer(net, X, y, variant, steps, step_size, precision_ratio=1.0, *, preci
     net : MLP
     X : array of shape (batch, n_0)
     y : array of shape (batch,) of labels, or (batch, n_N) targets for ``mse``
-    variant : {"vpc", "scaled", "fpa", "zil", "ipc"}
+    variant : {"vpc", "scaled", "fpa", "zil", "fazil", "ipc"}
+        ``fazil`` (FA-Z-IL, Salvatori et al. 2021) is zil whose weight layer l learns when
+        its output error e_{l+1} first becomes nonzero, detected from the dynamics, instead
+        of at the counted step N-1-l; from feedforward values (Theorem 1) that is the same
+        step, so its update equals zil's (``result.learn_steps`` shows where it fired).
         ``ipc`` (incremental PC, Salvatori et al., ICLR 2024) is vpc whose weights also
         take a gradient step on the energy after every inference step: here plain steps
         ``W <- W - weight_lr * dF/dW`` (dF/dW as a batch-mean gradient) on a copy, so
@@ -745,7 +758,19 @@ def pc_infer(net, X, y, variant, steps, step_size, precision_ratio=1.0, *, preci
                     rejected=int(ws.safe.rejects.sum()) if runner.safe else 0,
                     layer_step=(runner.stats or {}).get("layer_step"),
                     layer_energy=(runner.stats or {}).get("layer_energy"),
-                    params=params_after)
+                    params=params_after, learn_steps=_learn_steps(variant, ws, n, steps))
+
+
+def _learn_steps(variant, ws, n_layers, steps):
+    """Step at which each weight layer learned (zil, fazil), -1 where it never did."""
+    if variant == "zil":
+        return np.array([t if t <= steps else -1 for t in range(n_layers - 1, -1, -1)],
+                        dtype=np.int64)
+    if variant != "fazil":
+        return None
+    first = ws.state.info[:, K.I_FIRST, 1:n_layers + 1]
+    first = np.where(first < 0, np.iinfo(np.int64).max, first).min(axis=0)
+    return np.where(first == np.iinfo(np.int64).max, -1, first).astype(np.int64)
 
 
 def _stopped_at(runner, ws):

@@ -8,11 +8,28 @@ import numpy as np
 from .backprop import backprop_into
 from .kernels.network import _layer_cosines
 from .kernels.optim import _adam_step, _sgd_step
+from .il import IL_VARIANTS, ILRunner
 from .pc import (DEFAULT_ENERGY_TOL, ENERGY_DESCENT, VARIANTS, PCRunner,
                  default_step_size)
 
-ALGORITHMS = ("bp",) + VARIANTS
+ALGORITHMS = ("bp",) + VARIANTS + IL_VARIANTS
+#: Learning rate when none is given, and the algorithms whose own default differs: ilprox's
+#: is the step of implicit SGD, which is stable at any size (docs/algorithms.md, IL-prox),
+#: and whose updates shrink with it (beta -> 0), so a small one learns slowly; gil's
+#: normalised (NLMS) update is ~1/||x_l||^2 of the gradient, so plain SGD needs a larger
+#: rate (Adam is scale-free and keeps the fallback).
+DEFAULT_LR = 0.05
+ALGORITHM_LR = {("ilprox", "sgd"): 10.0, ("ilprox", "adam"): 10.0, ("gil", "sgd"): 1.0}
+#: Algorithms that move the weights themselves, so no optimizer step follows their update:
+#: ipc (the optimizer's step after every inference step) and ilprox (its proximal step).
+STEPS_WEIGHTS = ("ipc", "ilprox")
 OPTIMIZERS = ("sgd", "adam")
+
+
+def default_lr(algo, fallback=DEFAULT_LR, optimizer="sgd"):
+    """The learning rate of ``algo`` under ``optimizer`` when none is given: its own
+    (:data:`ALGORITHM_LR`) or ``fallback``."""
+    return ALGORITHM_LR.get((algo, optimizer), fallback)
 
 
 class DivergenceError(RuntimeError):
@@ -136,7 +153,7 @@ class PCSettings:
         """Copy with the defaults that depend on the algorithm and depth filled in."""
         rule = self.step_rule
         if rule is None:
-            rule = "auto" if algo in ENERGY_DESCENT else "fixed"
+            rule = "auto" if algo in ENERGY_DESCENT + IL_VARIANTS else "fixed"
         steps = self.steps
         if steps is None:
             if algo == "ipc":
@@ -152,8 +169,14 @@ class PCSettings:
         return PCSettings(steps, step_size, self.precision_ratio, self.init, self.schedule,
                           self.skip, self.tol, rule, self.latent_optimizer, self.energy_tol)
 
-    def runner(self, net, algo):
-        """A :class:`PCRunner` with these (resolved) settings."""
+    def runner(self, net, algo, lr=1.0):
+        """A :class:`PCRunner` (an :class:`ILRunner` for ilprox and gil, ``lr`` being
+        ilprox's proximal step) with these (resolved) settings."""
+        if algo in IL_VARIANTS:
+            return ILRunner(net, algo, self.steps, self.step_size, init=self.init,
+                            schedule=self.schedule, skip=self.skip, tol=self.tol,
+                            step_rule=self.step_rule, latent_optimizer=self.latent_optimizer,
+                            energy_tol=self.energy_tol, lr=lr)
         return PCRunner(net, algo, self.steps, self.step_size, self.precision_ratio,
                         init=self.init, schedule=self.schedule, skip=self.skip, tol=self.tol,
                         step_rule=self.step_rule, latent_optimizer=self.latent_optimizer,
@@ -205,7 +228,7 @@ def accuracy(net, X, y):
 class GradientFn:
     """The per-batch update of an algorithm: writes a gradient, returns the batch loss."""
 
-    def __init__(self, net, algo, pc=None):
+    def __init__(self, net, algo, pc=None, lr=1.0):
         if algo not in ALGORITHMS:
             raise ValueError(f"unknown algorithm {algo!r}; choose from {', '.join(ALGORITHMS)}")
         self.net, self.algo = net, algo
@@ -213,19 +236,24 @@ class GradientFn:
         if algo != "bp":
             s = (pc or PCSettings()).resolved(algo, net.n_layers - 1)
             self.settings = s
-            self.runner = s.runner(net, algo)
-        #: ipc: applies the weight step after each inference step (set by BatchUpdate)
+            self.runner = s.runner(net, algo, lr)
+        #: ipc: applies the weight step after each inference step; ilprox: applies its
+        #: proximal step (set by BatchUpdate)
         self.weight_step = None
 
     @property
     def steps_weights(self):
-        """Whether the update already moved the weights (ipc), so no optimizer step follows."""
-        return self.algo == "ipc"
+        """Whether the update already moved the weights (ipc, ilprox), so no optimizer step
+        follows."""
+        return self.algo in STEPS_WEIGHTS
 
     def __call__(self, X, labels, targets, grad):
         if self.runner is None:
             return backprop_into(self.net, X, labels, targets, grad)
-        return self.runner.run(X, labels, targets, grad, weight_step=self.weight_step)[0]
+        loss = self.runner.run(X, labels, targets, grad, weight_step=self.weight_step)[0]
+        if self.algo == "ilprox" and self.weight_step is not None:
+            self.weight_step(grad)
+        return loss
 
     @property
     def energy_rose(self):
@@ -258,7 +286,7 @@ class BatchUpdate:
     def __init__(self, net, algo="bp", pc=None, optimizer="sgd", lr=0.05, momentum=0.9,
                  weight_decay=0.0):
         self.net = net
-        self.grad_fn = GradientFn(net, algo, pc)
+        self.grad_fn = GradientFn(net, algo, pc, lr)
         self.opt = Optimizer(net, optimizer, lr, momentum, weight_decay)
         self.lr = lr
         self.grad = net.zeros_like_params()
@@ -266,8 +294,12 @@ class BatchUpdate:
         self.last_done = None
         self.energy_rises = 0
         self.batches = 0
-        self.grad_fn.weight_step = self.opt.step
+        self.grad_fn.weight_step = self.opt.step if algo != "ilprox" else self._prox_step
         self._reset_stats()
+
+    def _prox_step(self, grad):
+        """ilprox: ``params -= grad``, the proximal step (its size is in grad already)."""
+        np.subtract(self.net.params, grad, out=self.net.params)
 
     def _reset_stats(self):
         self.steps_run, self.rejected, self.stat_batches = 0, 0, 0
@@ -275,11 +307,11 @@ class BatchUpdate:
 
     def warm_up(self, X, labels, targets):
         """Compile every kernel a batch runs, without changing parameters or state."""
-        self.grad_fn.weight_step = lambda g: None
+        step, self.grad_fn.weight_step = self.grad_fn.weight_step, lambda g: None
         try:
             self.grad_fn(X, labels, targets, self.grad)
         finally:
-            self.grad_fn.weight_step = self.opt.step
+            self.grad_fn.weight_step = step
         self.opt.warm_up()
         runner = self.grad_fn.runner
         if runner is not None:
@@ -369,7 +401,7 @@ def _check_eval_set(net, X, y, name):
 
 
 def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=None, *,
-          algo="bp", pc=None, epochs=10, batch_size=64, optimizer="sgd", lr=0.05,
+          algo="bp", pc=None, epochs=10, batch_size=64, optimizer="sgd", lr=None,
           momentum=0.9, weight_decay=0.0, seed=0, cosine=False, history=None,
           on_batch=None, on_epoch=None, on_warning=None, shuffle=True, start_epoch=1,
           optimizer_state=None):
@@ -380,9 +412,14 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
     net : MLP
     X_train : array of shape (n, n_0); y_train : array of shape (n,)
     X_val, y_val, X_test, y_test : optional evaluation sets (accuracy per epoch)
-    algo : {"bp", "vpc", "scaled", "fpa", "zil", "ipc"}
-        ipc applies the optimizer step after every inference step (T per batch).
+    algo : {"bp", "vpc", "scaled", "fpa", "zil", "fazil", "ipc", "ilprox", "gil"}
+        ipc applies the optimizer step after every inference step (T per batch). ilprox
+        takes its own proximal step with ``lr`` as the step of implicit SGD (the optimizer,
+        momentum and weight decay do not apply to it); gil's normalised update goes
+        through the optimizer (docs/algorithms.md).
     pc : PCSettings, optional
+    lr : float, optional
+        Learning rate; default :func:`default_lr` (0.05; ilprox 10; gil with sgd 1).
     cosine : bool
         Also compute backprop's gradient at the same weights for every batch and record the
         mean cosine similarity of the update with it (global and per layer).
@@ -426,6 +463,8 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
                          f"{start_epoch}")
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size}")
+    if lr is None:
+        lr = default_lr(algo, optimizer=optimizer)
     X_train = net.check_input(X_train)
     n = X_train.shape[0]
     labels_all, targets_all = net.check_targets(y_train, n)

@@ -17,7 +17,7 @@ from pckernels_bench.baselines import Unavailable
 from pckernels_bench.harness import MIN_CONCLUSIVE_REPEATS
 from pckernels_cli.bench import bench, complexity
 
-TINY = ["--depth", "3", "--width", "6", "--inputs", "10", "--outputs", "4", "--batch", "8",
+TINY = ["--depth", "3", "--width", "6", "--inputs", "10", "--outputs", "4", "--batch-size", "8",
         "--repeats", "1", "--threads", "1"]
 
 
@@ -99,7 +99,7 @@ def test_bench_quick_json_has_documented_keys(quick_json):
 def test_bench_skips_missing_baselines(monkeypatch, tmp_path):
     _block(monkeypatch, "torch", "jax", "sklearn")
     path = tmp_path / "b.json"
-    result = CliRunner().invoke(bench, ["--quick", "--threads", "1", "--algos", "bp,fpa",
+    result = CliRunner().invoke(bench, ["--quick", "--threads", "1", "--algo", "bp,fpa",
                                         "--compare", "torch,jax,sklearn", "--json", str(path)])
     assert result.exit_code == 0, result.output
     data = json.loads(path.read_text())
@@ -205,9 +205,20 @@ def test_complexity_zil(tmp_path):
 
 
 def test_bench_rejects_bad_lists():
-    r = CliRunner().invoke(bench, ["--depths", "2,x"])
-    assert r.exit_code != 0 and "--depths" in r.output
-    r = CliRunner().invoke(bench, ["--algos", "bp,nope"])
+    r = CliRunner().invoke(bench, ["--depth", "2,x"])
+    assert r.exit_code != 0 and "--depth" in r.output
+    r = CliRunner().invoke(bench, ["--algo", "bp,nope"])
     assert r.exit_code != 0 and "nope" in r.output
     r = CliRunner().invoke(bench, ["--compare", "tensorflow"])
     assert r.exit_code != 0 and "tensorflow" in r.output
+
+
+def test_gemm_line_gives_a_share_only_when_the_step_is_the_slower():
+    from pckernels_cli.bench import format_gemm_limit
+
+    def line(median, lo, hi):
+        return format_gemm_limit({"gemm_limit_us": 10.0, "ratio_intervals": {
+            "bp_over_gemm_limit": {"median": median, "lo": lo, "hi": hi}}})
+    assert line(1.25, 1.2, 1.3).endswith("i.e. its products are 80% of its time")
+    faster = line(0.88, 0.61, 1.15)
+    assert "%" not in faster and "timing noise" in faster

@@ -301,9 +301,9 @@ def test_bench_prints_targets_only_when_asked():
     from click.testing import CliRunner
 
     from pckernels_cli.main import cli
-    plain = CliRunner().invoke(cli, ["bench", "--quick", "--depths", "2", "--algos", "bp,fpa"])
+    plain = CliRunner().invoke(cli, ["bench", "--quick", "--depth", "2", "--algo", "bp,fpa"])
     assert plain.exit_code == 0, plain.output
     assert "target" not in plain.output and "1 threads" not in plain.output
-    asked = CliRunner().invoke(cli, ["bench", "--quick", "--depths", "2", "--algos", "bp,fpa",
+    asked = CliRunner().invoke(cli, ["bench", "--quick", "--depth", "2", "--algo", "bp,fpa",
                                      "--targets"])
     assert asked.exit_code == 0 and "fpa (skip) <= 1.5x own bp" in asked.output

@@ -20,7 +20,7 @@ except ImportError:
     from tests.cli_checks import clean_error
 
 FAST = ["--epochs", "1", "--hidden", "4x1", "--no-progress"]
-SWEEP = ["--depths", "1", "--ratios", "1", "--step-sizes", "0.5", "--epochs", "1",
+SWEEP = ["--depth", "1", "--ratio", "1", "--step-size", "0.5", "--epochs", "1",
          "--width", "4", "--no-progress"]
 
 
@@ -133,8 +133,8 @@ def test_memory_estimate_counts_what_training_allocates():
 # ------------------------------------------------------------------ 4. seeds
 
 @pytest.mark.parametrize("cmd", [["train", *FAST, "--seed", "-1"],
-                                 ["sweep", "--out", "out", *SWEEP, "--seeds", "-1"],
-                                 ["sweep", "--out", "out", *SWEEP, "--seeds", "0,-3"]])
+                                 ["sweep", "--out", "out", *SWEEP, "--seed", "-1"],
+                                 ["sweep", "--out", "out", *SWEEP, "--seed", "0,-3"]])
 def test_negative_seed_is_a_usage_error(run, tmp_path, cmd):
     clean_error(run(*cmd), 2, "seed")
     assert not (tmp_path / "out").exists()
@@ -257,7 +257,7 @@ def test_plot_binary_cut_and_bogus_formats(run, tmp_path):
     (tmp_path / "cut.csv").write_text(header + "fpa,1,1,0.5,0,1,0.9,0.5,0.5\nfpa,1,1,0.5")
     clean_error(run("plot", "cut.csv", "--out", "figs"), 1, "cut short")
     (tmp_path / "ok.csv").write_text(header + "fpa,1,1,0.5,0,1,0.9,0.5,0.5\n")
-    clean_error(run("plot", "ok.csv", "--out", "figs", "--formats", "bogus"), 2, "bogus")
+    clean_error(run("plot", "ok.csv", "--out", "figs", "--format", "bogus"), 2, "bogus")
     assert not (tmp_path / "figs").exists()
 
 

@@ -14,7 +14,7 @@ import pytest
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="reads /proc and uses Linux signals")
 
-SWEEP = ["--algo", "fpa", "--depths", "2", "--ratios", "1", "--no-baseline", "--width", "16",
+SWEEP = ["--algo", "fpa", "--depth", "2", "--ratio", "1", "--no-baseline", "--width", "16",
          "--no-progress"]
 
 
@@ -64,7 +64,7 @@ def kill_all(pids):
 
 
 def test_killed_sweep_leaves_no_workers(tmp_path):
-    proc = pck("sweep", "--out", tmp_path / "out", *SWEEP, "--step-sizes", "0.1,0.5",
+    proc = pck("sweep", "--out", tmp_path / "out", *SWEEP, "--step-size", "0.1,0.5",
                "--epochs", "3000", "--jobs", "2")
     workers, helpers = [], []
     try:
@@ -96,7 +96,7 @@ def test_killed_sweep_leaves_no_workers(tmp_path):
 
 def test_two_sweeps_into_one_folder_do_not_mix(tmp_path):
     out = tmp_path / "out"
-    args = ["sweep", "--out", out, *SWEEP, "--step-sizes", "0.5", "--epochs", "400"]
+    args = ["sweep", "--out", out, *SWEEP, "--step-size", "0.5", "--epochs", "400"]
     first = pck(*args, "--lr", "0.05")
     second = pck(*args, "--lr", "0.01")
     try:

@@ -193,6 +193,8 @@ def test_tiny_epochs_show_mean_throughput_not_timer_noise():
         seconds = float(row[4])
         assert seconds > 0, "seconds keep three significant digits, never 0.00"
         assert row[5].startswith("~") == (seconds < SHORT_EPOCH_S)
+    note = [line for line in result.output.splitlines() if line.startswith("~: ")]
+    assert len(note) == any(row[5].startswith("~") for row in rows)
 
 
 def test_quiet_and_verbose(run):

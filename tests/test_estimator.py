@@ -201,6 +201,21 @@ def test_bad_parameters(params, match):
         PCClassifier(**{"hidden_layer_sizes": (4,), "max_iter": 1, **params}).fit(X, y)
 
 
+@pytest.mark.parametrize("text,tuple_text", [("64x2", "(64, 64)"), ("8x20", "(8,) * 20"),
+                                             ("128,64", "(128, 64)"), ("5", "(5,)"),
+                                             ("none", "()")])
+def test_cli_spelling_of_hidden_layer_sizes_names_the_tuple(text, tuple_text):
+    # refused like MLPClassifier refuses it, with the value to give instead
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(20, 3)), np.arange(20) % 2
+    for Estimator in (PCClassifier, PCRegressor):
+        with pytest.raises(ValueError) as info:
+            Estimator(hidden_layer_sizes=text, max_iter=1).fit(X, y)
+        assert str(info.value).endswith(f"give the widths as scikit-learn does: "
+                                        f"hidden_layer_sizes={tuple_text}")
+        assert f"({text!r}" not in str(info.value)
+
+
 def test_one_class_is_an_error():
     with pytest.raises(ValueError, match="class"):
         PCClassifier(hidden_layer_sizes=(4,), max_iter=1).fit(np.ones((5, 2)), np.zeros(5))

@@ -49,10 +49,10 @@ TRAIN_OPTIONS = {
 }
 
 SWEEP_OPTIONS = {
-    "--depths": ["1", "0", "1,2", "x", ""],
-    "--ratios": ["1", "0", "-1", "nan", "0.5,1"],
-    "--step-sizes": ["0.5", "0", "x"],
-    "--seeds": ["0", "-1", "0,1", "4294967296"],
+    "--depth": ["1", "0", "1,2", "x", ""],
+    "--ratio": ["1", "0", "-1", "nan", "0.5,1"],
+    "--step-size": ["0.5", "0", "x"],
+    "--seed": ["0", "-1", "0,1", "4294967296"],
     "--algo": ["fpa", "bp", "zil", "nope"],
     "--activation": ["tanh", "tahn"],
     "--width": ["4", "0", "100000000"],
@@ -119,7 +119,7 @@ def test_fuzz_train_options(workdir, monkeypatch, args):
 @FUZZ
 @given(args=options(SWEEP_OPTIONS, ["sweep", "--no-progress", "--epochs", "1", "--out",
                                     "out", "--dataset", "tiny.npz", "--width", "4",
-                                    "--depths", "1", "--ratios", "1", "--step-sizes", "0.5",
+                                    "--depth", "1", "--ratio", "1", "--step-size", "0.5",
                                     "--force"]))
 def test_fuzz_sweep_options(workdir, monkeypatch, args):
     result = run_in(workdir, monkeypatch, args)

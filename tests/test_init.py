@@ -338,7 +338,7 @@ def test_sweep_init_in_csv_json_and_resume(run, tmp_path):
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "tiny.npz", X=rng.random((40, 3)), y=np.arange(40) % 2)
     grid = ["sweep", "--no-progress", "--epochs", "1", "--dataset", "tiny.npz", "--width", "4",
-            "--depths", "1", "--ratios", "1", "--step-sizes", "0.5", "--out", "out"]
+            "--depth", "1", "--ratio", "1", "--step-size", "0.5", "--out", "out"]
     result = run(*grid, "--init", "orthogonal", "--gain", "0.5")
     assert result.exit_code == 0, result.output
     with open(tmp_path / "out/results.csv", newline="") as f:

@@ -46,7 +46,7 @@ def test_plot_writes_three_figures_in_two_formats(results, tmp_path):
 @needs_mpl
 def test_plot_final_epoch_cosine_and_one_format(results, tmp_path):
     result = CliRunner().invoke(cli, ["plot", str(results), "--out", str(tmp_path),
-                                      "--cosine", "final", "--formats", "png"])
+                                      "--cosine", "final", "--format", "png"])
     assert result.exit_code == 0, result.output
     assert sorted(p.suffix for p in tmp_path.iterdir()) == [".png"] * 3
 

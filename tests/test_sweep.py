@@ -12,7 +12,7 @@ import pckernels.io
 import pckernels.sweep as S
 from pckernels_cli.main import cli
 
-TINY = ["--depths", "2,4", "--ratios", "0.5,1", "--step-sizes", "0.5,1", "--epochs", "1",
+TINY = ["--depth", "2,4", "--ratio", "0.5,1", "--step-size", "0.5,1", "--epochs", "1",
         "--width", "16", "--no-progress"]
 N_CELLS = 10          # 2 depths x (1 baseline + 2 ratios x 2 step sizes), all distinct T
 TIMING = ("epoch_seconds", "wall_seconds")
@@ -95,7 +95,7 @@ def test_invalid_grids_are_rejected():
         S.SweepConfig(ratios=(0.5, -1))
     with pytest.raises(S.SweepError, match="depths"):
         S.SweepConfig(depths=(0,))
-    result = run_cli("--out", "unused", "--ratios", "0.5,x")
+    result = run_cli("--out", "unused", "--ratio", "0.5,x")
     assert result.exit_code == 2 and "comma-separated" in result.output
 
 
@@ -159,7 +159,7 @@ def test_rerun_skips_finished_cells(serial, copy_of, monkeypatch):
 
 def test_changed_config_needs_force(serial, copy_of, monkeypatch):
     out = copy_of(serial)
-    more = [a if a != "0.5,1" or i != TINY.index("--step-sizes") + 1 else "0.25,0.5,1"
+    more = [a if a != "0.5,1" or i != TINY.index("--step-size") + 1 else "0.25,0.5,1"
             for i, a in enumerate(TINY)]
     result = run_cli("--out", str(out), *more)
     assert result.exit_code == 1 and "different configuration" in result.output

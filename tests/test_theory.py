@@ -78,12 +78,12 @@ def test_pck_theory_command(tmp_path):
     from pckernels_cli.main import cli
     out = tmp_path / "theory.json"
     result = CliRunner().invoke(cli, ["theory", "--hidden", "8x2", "--train-epochs", "0",
-                                      "--batch", "16", "--ks", "1,100", "--steps", "300",
-                                      "--json", str(out)])
+                                      "--batch-size", "16", "--precision-ratio", "1,100",
+                                      "--steps", "300", "--json", str(out)])
     assert result.exit_code == 0, result.output
     assert "Result 1" in result.output and "Result 2" in result.output
     data = json.loads(out.read_text())
     assert [r["k"] for r in data["result1"]] == [1.0, 100.0]
     assert {r["variant"] for r in data["result2"]} == {"vpc", "fpa", "zil"}
-    bad = CliRunner().invoke(cli, ["theory", "--ks", "0,-1"])
+    bad = CliRunner().invoke(cli, ["theory", "--precision-ratio", "0,-1"])
     assert bad.exit_code == 2 and "numbers > 0" in bad.output

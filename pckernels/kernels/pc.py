@@ -1,4 +1,4 @@
-"""Fused predictive-coding inference (docs/algorithms.md: vpc, scaled, fpa, zil).
+"""Fused predictive-coding inference (docs/algorithms.md: vpc, scaled, fpa, zil, fazil).
 
 All state lives in preallocated buffers in the activation layout of ``network.py`` (layers
 1..N, each (batch, n_l)). Inference is per sample, so rows never interact: a *chunk* is a
@@ -6,7 +6,7 @@ range of rows that runs the whole T-step loop on its own (the batch-parallel sch
 chunks in parallel). Within a step, layers are updated synchronously (Jacobi) in two
 phases separated by a barrier, which is what the layer-parallel schedule parallelises:
 
-- vpc / scaled / zil: phase "update" moves every latent x_l from step-t values (eq. 3.13),
+- vpc / scaled / zil / fazil: phase "update" moves every latent x_l from step-t values (eq. 3.13),
   phase "predict" recomputes predictions, derivative factors and errors at step t+1
   (eq. 3.9-3.11).
 - fpa: phase "vjp" computes v_l = (e_{l+1} * gp_l) W_l^T from step-t errors, phase "update"
@@ -34,7 +34,7 @@ from .elementwise import (_axpby_tracked, _count_nonzero, _difference, _negate, 
 from .losses import _loss_grad
 from .network import _bias, _layer, _n_blocks, _sum_chunks, _weight
 
-VPC, FPA, ZIL = 0, 1, 2
+VPC, FPA, ZIL, FAZIL = 0, 1, 2, 3
 INIT_FORWARD, INIT_ZEROS = 0, 1
 
 # rows of the info table info[chunk, row, layer]
@@ -121,13 +121,18 @@ def _predict_layer(l, t, r0, r1, chunk, net, data, st, opts, force):
     info[I_NONZERO, l + 1] = nonzero
     if nonzero and info[I_FIRST, l + 1] < 0:
         info[I_FIRST, l + 1] = t
+        if opts.variant == FAZIL:
+            # the autonomous trigger: layer l learns when its output error first appears
+            _snapshot(l, r0, r1, net, data, st)
     if opts.variant == ZIL and t == n_layers - 1 - l:
         _snapshot(l, r0, r1, net, data, st)
 
 
 @jit
 def _snapshot(l, r0, r1, net, data, st):
-    """Z-IL, Requirement 3: keep x_l and e_{l+1} * g_l' of the step at which layer l learns."""
+    """Z-IL, Requirement 3: keep x_l and e_{l+1} * g_l' of the step at which layer l learns
+    (zil: t = N-1-l by the step counter; fazil: the step at which e_{l+1} first has a
+    nonzero entry in this chunk, Salvatori et al. 2021's autonomous trigger)."""
     batch = data.X.shape[0]
     sizes = net.sizes
     e = _rows(st.e, sizes, batch, l + 1, r0, r1)
@@ -291,6 +296,9 @@ def _pc_init_rows(init, c, r0, r1, net, data, st, opts):
         info[I_NONZERO, l + 1] = nonzero
         if nonzero:
             info[I_FIRST, l + 1] = 0
+    for l in range(n_layers):
+        if opts.variant == FAZIL and info[I_FIRST, l + 1] == 0:
+            _snapshot(l, r0, r1, net, data, st)
     if opts.variant == ZIL:
         _snapshot(n_layers - 1, r0, r1, net, data, st)
     return st.loss0[c]
@@ -314,14 +322,14 @@ def _pc_gradient_layer(l, r0, r1, net, data, st, opts, grad):
     """Rows r0:r1's share of dW_l = -x_l^T (pi_{l+1} e_{l+1} * g_l') / B (and db_l).
 
     x_l is the final state (vpc), the feedforward value mu_l (fpa) or the Requirement-3
-    snapshot (zil). The factor -1/B is folded into the (rows, n_{l+1}) factor first.
+    snapshot (zil; fazil: taken when e_{l+1} first became nonzero). The factor -1/B is folded into the (rows, n_{l+1}) factor first.
     """
     X = data.X
     batch = X.shape[0]
     sizes = net.sizes
     q = _rows(st.q, sizes, batch, l + 1, r0, r1)
     scale = -1.0 / batch
-    if opts.variant == ZIL:
+    if opts.variant == ZIL or opts.variant == FAZIL:
         _scaled_copy(q, _rows(st.qs, sizes, batch, l + 1, r0, r1), scale)
         xin = X[r0:r1] if l == 0 else _rows(st.xs, sizes, batch, l, r0, r1)
     else:
