@@ -7,20 +7,24 @@ from pckernels.kernels import ACTIVATIONS, LOSSES
 from pckernels.model import DTYPES, WEIGHT_INITS, check_init
 from pckernels.training import ALGORITHMS
 
-from .common import (check_writable_dir, data_options, finite, gain_option, init_option,
-                     memory_option, param_option)
+from .common import (check_writable_dir, count, data_options, finite, gain_option,
+                     init_option, memory_option, param_option)
 from .sweep import _number_list, run_grid
 
-DEFAULT_LRS = "0.001,0.003,0.01,0.03,0.1,0.3,1,3,10"
+DEFAULT_RUNS = "bp-sgd,bp-momentum,bp-adam,ilprox,vpc"
+DEFAULT_LRS = "0.0001,0.0003,0.001,0.003,0.01,0.03,0.1,0.3,1,3,10"
+#: StudyConfig's grid fields, by the option that sets each.
+_GRID_OPTIONS = {"algos": "--algo", "lrs": "--lr", "batch_sizes": "--batch-size",
+                 "seeds": "--seed"}
 
 
 def _runs(ctx, param, value):
-    from pckernels.study import parse_run
+    from pckernels.study import parse_run, run_label
     labels = [v for v in value.replace(" ", "").split(",") if v]
     if not labels:
         raise click.BadParameter("needs at least one run label")
     try:
-        return tuple("-".join(parse_run(v)) for v in labels)
+        return tuple(run_label(*parse_run(v)) for v in labels)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
 
@@ -41,7 +45,9 @@ over 100x the first batch's): a diverged cell is a row, not an error.
 
 A run label is ALGO-OPT: ALGO one of {', '.join(ALGORITHMS)} (PC variants with their
 default inference settings, as `pck train`), OPT one of sgd (momentum 0), momentum (SGD
-with --momentum) or adam. A bare ALGO means ALGO-sgd.
+with --momentum) or adam. A bare ALGO means ALGO-sgd; ilprox, which takes its own
+proximal step (implicit SGD with step --lr), has no OPT. --algo, --lr, --batch-size and
+--seed take comma-separated lists: the grid is their product.
 
 Writes DIR/results.csv (one row per cell), DIR/results.json (configuration, package
 versions, machine, run facts) and DIR/cells/*.json (per-epoch metrics of each cell), like
@@ -58,14 +64,18 @@ CSV columns:
 @click.command("study", help=STUDY_HELP)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
               help="Results folder (created; reused to resume).")
-@click.option("--algos", default="bp-sgd,bp-momentum,bp-adam,vpc-sgd", show_default=True,
-              callback=_runs, help="Run labels ALGO-OPT, comma-separated.")
-@click.option("--lrs", default=DEFAULT_LRS, show_default=True,
-              callback=_number_list(float, "numbers"), help="Learning rates.")
-@click.option("--batch-sizes", default="1,8,64", show_default=True,
-              callback=_number_list(int, "integers"), help="Samples per update.")
-@click.option("--seeds", default="0", show_default=True, callback=_number_list(int, "integers"),
-              help="Seeds of initialisation, shuffling and the validation split.")
+@click.option("--algo", "algos", default=DEFAULT_RUNS, show_default=True, callback=_runs,
+              help="Run labels ALGO-OPT of the grid, comma-separated.")
+@click.option("--lr", "lrs", default=DEFAULT_LRS, show_default=True,
+              callback=_number_list(float, "numbers"),
+              help="Learning rates of the grid, comma-separated.")
+@click.option("--batch-size", "batch_sizes", default="1,8,64", show_default=True,
+              callback=_number_list(int, "integers"),
+              help="Batch sizes (samples per update) of the grid, comma-separated.")
+@click.option("--seed", "seeds", default="0", show_default=True,
+              callback=_number_list(int, "integers"),
+              help="Seeds of initialisation, shuffling and the validation split, "
+                   "comma-separated.")
 @data_options
 @click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1,
               show_default=True, help="Share of the training set held out for validation.")
@@ -132,7 +142,7 @@ def study(out_dir, algos, lrs, batch_sizes, seeds, dataset, data_dir, val_fracti
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     if any(s < 0 or s >= 2 ** 32 for s in seeds):
-        raise click.BadParameter(f"every seed must be in 0..{2 ** 32 - 1}", param_hint="--seeds")
+        raise click.BadParameter(f"every seed must be in 0..{2 ** 32 - 1}", param_hint="--seed")
     check_writable_dir(out_dir, "--out")
     try:
         check_memory(0, "the study", max_memory)
@@ -153,7 +163,9 @@ def study(out_dir, algos, lrs, batch_sizes, seeds, dataset, data_dir, val_fracti
             loss=loss, dtype=dtype, momentum=momentum, weight_decay=weight_decay,
             epochs=epochs, init=init, param=param, gain=gain)
     except SweepError as exc:
-        raise click.UsageError(str(exc)) from None
+        field, sep, rest = str(exc).partition(": ")
+        raise click.UsageError(f"{_GRID_OPTIONS[field]}: {rest}" if sep and field in
+                               _GRID_OPTIONS else str(exc)) from None
     in_parallel = 1 if (scheduler or dask_local) else min(jobs, len(config.cells()))
     try:
         per_cell = max(
@@ -171,7 +183,7 @@ def study(out_dir, algos, lrs, batch_sizes, seeds, dataset, data_dir, val_fracti
               f"{describe_sizes(sizes)}; runs {','.join(config.algos)}; lr "
               f"{','.join(f'{v:g}' for v in config.lrs)}; batch sizes "
               f"{','.join(map(str, config.batch_sizes))}; seeds "
-              f"{','.join(map(str, config.seeds))}; {epochs} epochs")
+              f"{','.join(map(str, config.seeds))}; {count(epochs, 'epoch')}")
     run_grid(config, out_dir, header=header, describe=_describe_cell, jobs=jobs,
              threads=threads, scheduler=scheduler, dask_local=dask_local, force=force,
              progress=progress)

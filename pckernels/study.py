@@ -15,7 +15,10 @@ update: backprop or a PC variant with its default inference settings, see
     momentum  SGD with heavy-ball momentum ``StudyConfig.momentum`` (PyTorch semantics)
     adam      Adam (betas 0.9, 0.999, eps 1e-8)
 
-A bare ``ALGO`` means ``ALGO-sgd``. Divergence is :class:`pckernels.DivergenceError`
+A bare ``ALGO`` means ``ALGO-sgd``, except for the algorithms in :data:`OWN_STEP`, which
+take their own weight step so that no optimizer applies: their label is the bare ``ALGO``
+(``ilprox``: the proximal step of implicit SGD with step ``lr``, Alonso et al. 2022;
+docs/algorithms.md). Divergence is :class:`pckernels.DivergenceError`
 (a non-finite loss or parameters, or an epoch's mean loss above
 ``DIVERGENCE_FACTOR`` = 100 times the first batch's); it ends the cell, which is recorded
 with ``status = diverged`` instead of stopping the grid.
@@ -40,6 +43,9 @@ from .training import ALGORITHMS, DivergenceError, History, PCSettings, train
 
 #: Optimizers of a run label, ``ALGO-OPT``.
 STUDY_OPTIMIZERS = ("sgd", "momentum", "adam")
+#: Algorithms that move the weights themselves, with ``lr`` as their step: no optimizer
+#: applies (``optimizer`` ``own`` in the CSV).
+OWN_STEP = tuple(a for a in ("ilprox",) if a in ALGORITHMS)
 
 #: Columns of the ``lr-batch`` grid's ``results.csv``, one row per cell.
 STUDY_COLUMNS = {
@@ -47,7 +53,8 @@ STUDY_COLUMNS = {
     "cell": "name of the training run (its file in DIR/cells/)",
     "run": "run label ALGO-OPT",
     "algo": "update: bp or a PC variant (default inference settings)",
-    "optimizer": "sgd (plain), momentum (SGD with momentum) or adam",
+    "optimizer": "sgd (plain), momentum (SGD with momentum), adam, or own (ilprox's own "
+                 "proximal step)",
     "momentum": "momentum coefficient (0 for sgd, empty for adam)",
     "lr": "learning rate",
     "batch_size": "samples per update (1: online learning)",
@@ -72,23 +79,35 @@ GRID_KEYS = ("algos", "lrs", "batch_sizes", "seeds")
 
 
 def parse_run(label):
-    """``(algo, optimizer)`` of a run label ``ALGO-OPT`` or ``ALGO`` (meaning ``ALGO-sgd``).
+    """``(algo, optimizer)`` of a run label ``ALGO-OPT`` or ``ALGO`` (meaning ``ALGO-sgd``;
+    for the algorithms of :data:`OWN_STEP`, only ``ALGO``, whose optimizer is ``"own"``).
 
     Raises
     ------
     ValueError
-        When ALGO is not in :data:`pckernels.training.ALGORITHMS` or OPT not in
-        :data:`STUDY_OPTIMIZERS`.
+        When ALGO is not in :data:`pckernels.training.ALGORITHMS`, OPT not in
+        :data:`STUDY_OPTIMIZERS`, or an optimizer is given to an :data:`OWN_STEP` algorithm.
     """
     label = str(label).strip().lower()
     algo, _, opt = label.rpartition("-")
     if not algo or opt not in STUDY_OPTIMIZERS:
-        algo, opt = label, "sgd"
+        algo, opt = label, None
     if algo not in ALGORITHMS:
         raise ValueError(f"unknown run {label!r}: use ALGO or ALGO-OPT with ALGO one of "
                          f"{', '.join(ALGORITHMS)} and OPT one of "
                          f"{', '.join(STUDY_OPTIMIZERS)}")
-    return algo, opt
+    if algo in OWN_STEP:
+        if opt is not None:
+            raise ValueError(f"run {label!r}: {algo} takes its own weight step with the "
+                             f"learning rate as its step, no optimizer applies; use {algo}")
+        return algo, "own"
+    return algo, opt or "sgd"
+
+
+def run_label(algo, optimizer):
+    """The canonical label of ``(algo, optimizer)``: ``ALGO-OPT``, or ``ALGO`` for
+    :data:`OWN_STEP`."""
+    return algo if optimizer == "own" else f"{algo}-{optimizer}"
 
 
 @dataclass(frozen=True)
@@ -107,7 +126,7 @@ class StudyCell:
     def work(self):
         """Relative cost, for running the longest cells first: PC inference costs ~20
         backprops per batch, and a batch has a fixed overhead besides its samples."""
-        per_batch = 1 if self.run.startswith("bp-") else 20
+        per_batch = 1 if parse_run(self.run)[0] == "bp" else 20
         return per_batch * (50 + self.batch_size) / self.batch_size
 
 
@@ -155,8 +174,7 @@ class StudyConfig:
             object.__setattr__(self, name, tuple(dict.fromkeys(vals)))
 
         def canonical(label):
-            algo, opt = parse_run(label)
-            return f"{algo}-{opt}"
+            return run_label(*parse_run(label))
 
         norm("algos", self.algos, canonical, lambda v: True, "a run label")
         norm("lrs", self.lrs, float, lambda v: math.isfinite(v) and v > 0, "> 0")
@@ -275,6 +293,7 @@ def run_study_cell(cell, config, threads=None):
         pc = None
         if algo != "bp":
             pc = PCSettings(schedule=config.schedule).resolved(algo, config.depth)
+        # OWN_STEP algorithms ignore the optimizer; "sgd" keeps train()'s checks happy.
         history = History()
         status, error = "completed", None
         try:

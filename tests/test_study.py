@@ -18,7 +18,7 @@ except ImportError:
 needs_mpl = pytest.mark.skipif(not HAVE_MPL, reason="matplotlib is not installed")
 
 # bp at lr 0.1 learns; at lr 1e4 it diverges in the first epoch.
-TINY = ["--algos", "bp-sgd,bp-adam", "--lrs", "0.1,1e4", "--batch-sizes", "16,64",
+TINY = ["--algo", "bp-sgd,bp-adam", "--lr", "0.1,1e4", "--batch-size", "16,64",
         "--depth", "1", "--width", "8", "--epochs", "2", "--no-progress"]
 N_CELLS = 8
 
@@ -62,16 +62,25 @@ def test_grid_expands_labels_x_batch_sizes_x_lrs_x_seeds():
 
 def test_every_algorithm_and_optimizer_is_a_run_label():
     for algo in ALGORITHMS:
+        if algo in St.OWN_STEP:  # ilprox: its own step, no optimizer
+            assert St.parse_run(algo) == (algo, "own") and St.run_label(algo, "own") == algo
+            for opt in St.STUDY_OPTIMIZERS:
+                with pytest.raises(ValueError, match="no optimizer applies"):
+                    St.parse_run(f"{algo}-{opt}")
+            continue
         assert St.parse_run(algo) == (algo, "sgd")
         for opt in St.STUDY_OPTIMIZERS:
             assert St.parse_run(f"{algo}-{opt}") == (algo, opt)
+            assert St.run_label(algo, opt) == f"{algo}-{opt}"
     for bad in ("nope", "bp-rmsprop", "-sgd", ""):
         with pytest.raises(ValueError, match="unknown run"):
             St.parse_run(bad)
     with pytest.raises(S.SweepError, match="lrs"):
         St.StudyConfig(lrs=(0.1, -1))
-    result = run_cli("study", "--out", "unused", "--algos", "bp-sgd,bp-rmsprop")
+    result = run_cli("study", "--out", "unused", "--algo", "bp-sgd,bp-rmsprop")
     assert result.exit_code == 2 and "unknown run 'bp-rmsprop'" in result.output
+    result = run_cli("study", "--out", "unused", "--lr", "0.1,-1")
+    assert result.exit_code == 2 and "--lr: every value must be > 0" in result.output
 
 
 # ----------------------------------------------------------------------------- outputs
