@@ -216,3 +216,13 @@ def test_plot_dispatches_on_the_csv_kind(tmp_path):
     path.write_text(text[: text.rindex("\n", 0, len(text) - 1) - 5] + "\n")
     result = run_cli("plot", str(path), "--out", str(out))
     assert result.exit_code == 1 and "wrong number of fields" in result.output
+
+
+@needs_mpl
+def test_plot_draws_a_real_study(tiny, tmp_path):
+    result = run_cli("plot", str(tiny[0] / "results.csv"), "--out", str(tmp_path),
+                     "--format", "svg")
+    assert result.exit_code == 0, result.output
+    svg = (tmp_path / "lr_batch_final_acc.svg").read_text()
+    # lr 1e4 diverged for both runs at both batch sizes: four hatched cells
+    assert svg.count("<!-- div -->") == 4 and "bp + Adam" in svg
