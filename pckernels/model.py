@@ -252,17 +252,20 @@ class MLP:
             for W, a in zip(self.split(self.multipliers)[0], mupc_multipliers(sizes)):
                 W[...] = a
         self.reset(seed)
+        #: feedback weights B_l of fa / kp training (:mod:`pckernels.feedback`), or None
+        self.feedback = None
         self._workspaces = {}
         ensure_blas_serial()
 
     def __getstate__(self):
-        return {"config": self.config(), "params": self.params}
+        return {"config": self.config(), "params": self.params, "feedback": self.feedback}
 
     def __setstate__(self, state):
         cfg = state["config"]
         self.__init__(cfg["sizes"], cfg["activation"], cfg["loss"], cfg["dtype"], cfg["seed"],
                       cfg.get("init", "pytorch"), cfg.get("param", "standard"), cfg.get("gain"))
         self.params[...] = state["params"]
+        self.feedback = state.get("feedback")
 
     @property
     def n_layers(self):
