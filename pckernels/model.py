@@ -214,6 +214,9 @@ class MLP:
     multipliers : array of shape (n_params,) or None
         ``param="mupc"``: the multiplier of every parameter in the layout of ``params``
         (``a_l`` for the entries of ``W_l``, 1 for biases); None for ``"standard"``.
+    feedback : pckernels.feedback.Feedback or None
+        Feedback weights ``B_l`` of fa / kp training (docs/algorithms.md, "Weight
+        symmetry"); None (the default) for symmetric feedback.
     """
 
     def __init__(self, sizes, activation="tanh", loss="nll", dtype="float32", seed=0,
