@@ -183,10 +183,10 @@ def _subtitle(cfg, n_seeds):
                          f"{cfg['optimizer']} lr {cfg['lr']:g}, {cfg['epochs']} "
                          f"epoch{'s' if cfg['epochs'] > 1 else ''}")
             # Sweeps older than --init recorded none: they all used PyTorch's default.
-            init, gain = cfg.get("init") or "pytorch", cfg.get("gain")
-            if init in ("xavier", "orthogonal"):
-                init += f" (gain {gain:g})" if gain is not None else " (the activation's gain)"
-            parts.append(f"{init} init")
+            init, gain = f"{cfg.get('init') or 'pytorch'} init", cfg.get("gain")
+            if cfg.get("init") in ("xavier", "orthogonal"):
+                init += f", gain {gain:g}" if gain is not None else f", {cfg['activation']}'s gain"
+            parts.append(init)
             if cfg.get("param") not in (None, "standard"):
                 parts.append(f"{cfg['param']} parameterisation")
         except (KeyError, TypeError, ValueError):

@@ -103,6 +103,8 @@ def test_missing_matplotlib_is_one_clear_line(results, tmp_path, monkeypatch):
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 COMMITTED = [  # (CSV, its figure folder, the --cosine the README's figures use)
     (DOCS / "results" / "fashion-mnist.csv", DOCS / "figures", "final"),
+    (DOCS / "results" / "fashion-mnist-L20-orth.csv", DOCS / "figures" / "fashion-mnist-L20-orth",
+     "final"),
 ]
 
 
