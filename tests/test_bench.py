@@ -114,7 +114,7 @@ def test_bench_times_the_vpc_step_rule(tmp_path):
     """With vpc among the algorithms, bench times the auto step rule next to the fixed
     step (interleaved) and reports the ratio with its interval and as a target."""
     path = tmp_path / "b.json"
-    result = CliRunner().invoke(bench, ["--quick", "--threads", "1", "--algos", "bp,vpc",
+    result = CliRunner().invoke(bench, ["--quick", "--threads", "1", "--algo", "bp,vpc",
                                         "--json", str(path)])
     assert result.exit_code == 0, result.output
     assert "vpc step rule: auto (same T, stop off) / fixed step = " in result.output
