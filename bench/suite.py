@@ -61,6 +61,7 @@ TARGETS = (
     ("fpa <= 0.8x jax jit", ("pck", "fpa"), ("jax", "fpa"), 0.8),
     ("fpa (skip) <= 1.5x own bp", ("pck", "fpa"), ("pck", "bp"), 1.5),
     ("fpa step <= 1.25x input VJPs", ("pck", "fpa_step"), ("pck", "input_vjps"), 1.25),
+    ("vpc auto step rule <= 1.15x fixed", ("pck", "vpc-auto"), ("pck", "vpc"), 1.15),
 )
 
 
@@ -157,6 +158,16 @@ def bench_depth(L, cfg, log=_echo):
                 runner.run(X, labels, targets, grad)
                 opt.step(grad)
             add(name, pc_step, kf["fpa"] + kf["sgd"] if algo == "fpa" and not sk else None)
+        if algo == "vpc":
+            # the cost of the default step rule: same T, its convergence stop off (the stop
+            # only saves steps), against the fixed-step row
+            runner = PCRunner(net, algo, T, 1.0, schedule=cfg["schedule"], skip=skip,
+                              step_rule="auto", energy_tol=0.0)
+
+            def auto_step(runner=runner):
+                runner.run(X, labels, targets, grad)
+                opt.step(grad)
+            add("vpc-auto", auto_step)
 
     # issue 3: one fpa inference step over all layers vs the input-side VJPs of backprop
     T = L if cfg["steps"] is None else cfg["steps"]
@@ -194,6 +205,8 @@ def bench_depth(L, cfg, log=_echo):
     ivs = {"vs_bp": {op: paired_ratio(tm[op], tm["bp"]) for op in timings}}
     ivs["fpa_step_over_input_vjps"] = paired_ratio(tm["fpa_step"], tm["input_vjps"])
     ivs["bp_over_gemm_limit"] = paired_ratio(tm["bp"], tm["gemm_limit"])
+    if "vpc-auto" in tm:
+        ivs["vpc_auto_over_fixed"] = paired_ratio(tm["vpc-auto"], tm["vpc"])
 
     schedules = {f"{s}_us": tm[f"schedule:{s}"].median_s * 1e6
                  for s in ("serial", "layers", "batch")}
@@ -281,6 +294,8 @@ def _target_interval(res, a, b):
     if src_a == "pck" and src_b == "pck":
         if (op_a, op_b) == ("fpa_step", "input_vjps"):
             return ivs["fpa_step_over_input_vjps"]
+        if (op_a, op_b) == ("vpc-auto", "vpc"):
+            return ivs.get("vpc_auto_over_fixed")
         return ivs["vs_bp"].get(op_a) if op_b == "bp" else None
     # pckernels' op against a baseline's: keyed by pckernels' op (fpa-full vs their fpa)
     return ivs.get(src_b, {}).get(op_a)

@@ -176,14 +176,14 @@ def bench(depths, width, inputs, outputs, batch, dtype, threads, schedule, steps
     reason), "noise" (all depths: worst of each field), "results": [per depth: "depth",
     "sizes", "timings" (op -> {"median_us", "q1_us", "q3_us", "min_us", "max_us",
     "first_call_s", "repeats", "number", "samples_per_s", "gflops", "cpu_over_wall"}; ops
-    forward, bp, the PC algos, fpa-full, fpa_step, input_vjps), "gemm_limit_us"
+    forward, bp, the PC algos, fpa-full, vpc-auto, fpa_step, input_vjps), "gemm_limit_us"
     (the same GEMMs alone, through the kernels' single-threaded BLAS), "bp_over_gemm_limit", "bp_gemm_fraction",
     "fpa_step_us", "input_vjps_us", "fpa_step_over_input_vjps", "schedules"
     ({serial,layers,batch}_us, layers_speedup, batch_speedup, threads,
     {layers,batch}_speedup_interval), "baselines" (name -> op -> timing, or {"skipped"}),
     "ratios" (name -> op -> pckernels/other, median of paired ratios),
     "ratio_intervals" ("vs_bp": op -> op/bp, "fpa_step_over_input_vjps",
-    "bp_over_gemm_limit", baseline name -> op -> pckernels/other; each an interval
+    "bp_over_gemm_limit", "vpc_auto_over_fixed", baseline name -> op -> pckernels/other; each an interval
     {"median", "lo", "hi", "n", "coverage", "q1", "q3"}), "epoch" (sklearn comparison
     with "ratio_interval", or null), "targets" ([{"name", "ratio", "lo", "hi", "n",
     "limit", "met" (true, false, or null when inconclusive), "conclusive", "reason",
@@ -278,6 +278,9 @@ def format_depth(res, cfg, show_targets=False):
     lines.append(f"one fpa inference step (all layers, no skip): {res['fpa_step_us']:.1f} us; "
                  f"input-side VJPs of one backward pass: {res['input_vjps_us']:.1f} us; "
                  f"ratio {format_interval(ivs['fpa_step_over_input_vjps'])}")
+    if "vpc_auto_over_fixed" in ivs:
+        lines.append(f"vpc step rule: auto (same T, stop off) / fixed step = "
+                     f"{format_interval(ivs['vpc_auto_over_fixed'], '.3f')}")
     s = res["schedules"]
     lines.append(f"fpa-full inference, {count(s['threads'], 'thread')}: serial "
                  f"{s['serial_us']:.1f} us, "

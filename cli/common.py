@@ -5,6 +5,7 @@ import sys
 
 import click
 
+from pckernels.feedback import FEEDBACK
 from pckernels.kernels import ACTIVATIONS, LOSSES
 from pckernels.memory import MAX_WIDTH, parse_bytes
 from pckernels.model import DTYPES, PARAMETERISATIONS, WEIGHT_INITS
@@ -303,6 +304,15 @@ def pc_options(f):
     for o in opts:
         f = o(f)
     return f
+
+
+def feedback_option(f):
+    """--feedback (weights that carry the error down: the weight-symmetry problem)."""
+    return click.option(
+        "--feedback", type=click.Choice(FEEDBACK), default="symmetric", show_default=True,
+        help="Weights that carry the error down under bp, fpa and vpc: W^T (symmetric), a "
+             "fixed random B (fa, feedback alignment) or a B that gets W's updates and "
+             "weight decay (kp, Kolen-Pollack; B approaches W only with --weight-decay).")(f)
 
 
 def optimizer_options(f):

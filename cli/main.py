@@ -15,13 +15,15 @@ try:  # Ctrl-C during the (slow) imports: one line, not a traceback from deep in
     from pckernels.memory import (MemoryLimitError, check_memory, describe_sizes,
                                   training_bytes)
     from pckernels.checkpoint import save_checkpoint
+    from pckernels.feedback import FEEDBACK_ALGOS, feedback_settings
     from pckernels.model import MLP, check_init
     from pckernels.training import (DivergenceError, History, Optimizer, PCSettings,
                                     default_lr, train)
 
-    from .common import (check_writable, count, data_options, download_allowed, finite, is_tty,
-                         memory_option, model_options, optimizer_options, parse_hidden,
-                         pc_options, seed_range, split_init, warn_unused)
+    from .common import (check_writable, count, data_options, download_allowed,
+                         feedback_option, finite, is_tty, memory_option, model_options,
+                         optimizer_options, parse_hidden, pc_options, seed_range, split_init,
+                         warn_unused)
     from .resume import check_resume, resume_option, run_settings
 except KeyboardInterrupt:
     sys.stderr.write("Error: interrupted\n")
@@ -109,6 +111,7 @@ def _row(cells, widths):
 @data_options
 @model_options
 @pc_options
+@feedback_option
 @optimizer_options
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
               help="Samples per mini-batch (one parameter update each).")
@@ -139,7 +142,7 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
               algo, steps, step_size, step_rule, latent_optimizer, energy_tol,
               precision_ratio, pc_init, schedule, no_skip, tol, optimizer, lr, momentum,
               weight_decay, batch_size, epochs, val_fraction, seed, cosine, json_path, save,
-              progress, verbosity, max_memory, resume):
+              progress, verbosity, max_memory, resume, feedback):
     """Train an MLP with backprop or a predictive-coding variant.
 
     With no options: a 64x2 tanh MLP trained by backprop on scikit-learn's digits.
@@ -174,6 +177,8 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
         ("no_skip", "--no-skip", not bp, "to --algo bp"),
         ("tol", "--tol", not bp, "to --algo bp"),
         ("momentum", "--momentum", optimizer == "sgd", f"to --optimizer {optimizer}"),
+        ("feedback", "--feedback", algo in FEEDBACK_ALGOS or feedback == "symmetric",
+         f"to --algo {algo} (only to {', '.join(FEEDBACK_ALGOS)})"),
         ("data_dir", "--data-dir", dataset.strip().lower().replace("_", "-") in IDX_DATASETS,
          f"to --dataset {dataset} (only to mnist and fashion-mnist)"),
     ])
@@ -183,6 +188,8 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--threads") from None
     widths = parse_hidden(hidden)
+    if algo not in FEEDBACK_ALGOS:
+        feedback = "symmetric"  # warned above when given
     check_writable(json_path, "--json")
     check_writable(save, "--save")
     if json_path and save and same_file(json_path, save):
@@ -213,7 +220,10 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
                         init=pc_init, schedule=schedule, skip=not no_skip, tol=tol,
                         step_rule=step_rule, latent_optimizer=latent_optimizer,
                         energy_tol=energy_tol)
-        resolved = pc.resolved(algo, len(widths)) if algo != "bp" else None
+        if feedback != "symmetric" and algo != "bp":
+            resolved = feedback_settings(pc, algo, len(widths))
+        else:
+            resolved = pc.resolved(algo, len(widths)) if algo != "bp" else None
         if resolved is not None:
             resolved.runner(net, algo)
         Optimizer(net, optimizer, lr, momentum, weight_decay)
@@ -226,13 +236,15 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
                                        f"{'-'.join(map(str, checkpoint.net.sizes))} but "
                                        f"{ds.name} needs {'-'.join(map(str, sizes))}")
         net.params[...] = checkpoint.net.params
+        net.feedback = checkpoint.net.feedback
         rng = checkpoint.generator()
 
     config = {"dataset": ds.name, "source": ds.source, "sizes": sizes,
               "activation": activation, "loss": loss, "dtype": dtype, "init": init,
               "gain": net.gain, "param": param, "algo": algo,
               "optimizer": optimizer, "lr": lr, "momentum": momentum,
-              "weight_decay": weight_decay, "batch_size": batch_size, "epochs": epochs,
+              "weight_decay": weight_decay, "feedback": feedback, "batch_size": batch_size,
+              "epochs": epochs,
               "val_fraction": val_fraction, "seed": seed, "cosine": cosine,
               "n_train": int(len(y_tr)), "n_val": int(len(y_val)), "n_test": int(len(ds.y_test))}
     if checkpoint is not None:
@@ -244,7 +256,8 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
                         "tol": resolved.tol, "step_rule": resolved.step_rule,
                         "latent_optimizer": resolved.latent_optimizer,
                         "energy_tol": resolved.energy_tol}
-    desc = f"{algo}" + (f" T={resolved.steps} step={resolved.step_size:g}"
+    desc = f"{algo}" + (f" feedback {feedback}" if feedback != "symmetric" else "")
+    desc += (f" T={resolved.steps} step={resolved.step_size:g}"
                         + (f" ({resolved.step_rule})" if algo in ("vpc", "scaled", "ipc")
                            else "") if resolved else "")
     setup = "".join(f", {v}" for v, default in ((f"init {init}", "init pytorch"),
@@ -318,7 +331,8 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
               momentum=momentum, weight_decay=weight_decay, seed=rng, cosine=cosine,
               history=history, on_batch=on_batch, on_epoch=on_epoch, on_warning=on_warning,
               start_epoch=checkpoint.epoch + 1 if checkpoint else 1,
-              optimizer_state=checkpoint.optimizer_state if checkpoint else None)
+              optimizer_state=checkpoint.optimizer_state if checkpoint else None,
+              feedback=feedback)
     except DivergenceError as exc:
         status, error = "diverged", str(exc)
     except KeyboardInterrupt:

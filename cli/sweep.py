@@ -309,16 +309,19 @@ def run_grid(config, out_dir, *, header, describe, jobs, threads, scheduler, das
 
 @click.command("plot")
 @click.argument("results", type=click.Path(exists=True, dir_okay=False))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
-              help="Folder for the figures.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for the figures [default: NAME-figures beside NAME.csv, "
+                   "refreshed on every run]. An --out folder that already holds these "
+                   "figures is an error unless --force.")
 @click.option("--cosine", "cosine_epochs", type=click.Choice(["mean", "final"]),
               default="mean", show_default=True,
               help="Figure 3: cosine averaged over all epochs' batches, or over the final "
-                   "epoch's only.")
+                   "epoch's only (the subtitle says which).")
 @click.option("--format", "formats", default="png,svg", show_default=True,
               cls=RenamedOption, old=("--formats",),
               help="Image formats, comma-separated.")
-def plot(results, out_dir, cosine_epochs, formats):
+@click.option("--force", is_flag=True, help="Replace the figures already in --out.")
+def plot(results, out_dir, cosine_epochs, formats, force):
     """Figures 3, 4 and 5 of the paper from a `pck sweep` RESULTS.csv, or the heatmaps of
     a `pck study` one.
 
@@ -327,7 +330,9 @@ def plot(results, out_dir, cosine_epochs, formats):
     fig4_val_acc:  final-epoch validation accuracy vs T/L
     fig5_test_acc: final test accuracy vs T/L
     One panel per depth, one line per step size, backprop as a dashed line; the mean over
-    seeds, with a band from the lowest to the highest seed when there are several.
+    seeds, with a band from the lowest to the highest seed when there are several. The
+    subtitles (dataset, model, optimizer) come from NAME.json beside NAME.csv, or from the
+    sweep folder's results.json.
 
     \b
     From `pck study` (section 3.6):
@@ -336,7 +341,7 @@ def plot(results, out_dir, cosine_epochs, formats):
     One panel per run label, the mean over seeds; cells where every seed diverged hatched.
     """
     try:
-        from pckernels.plot import PlotError, plot_figures, supported_formats
+        from pckernels.plot import PlotError, default_out_dir, plot_figures, supported_formats
         supported = supported_formats()
     except ImportError as exc:
         raise click.ClickException(str(exc)) from None
@@ -345,14 +350,18 @@ def plot(results, out_dir, cosine_epochs, formats):
     if bad:
         raise click.BadParameter(f"unknown image format {bad[0]!r}; choose from "
                                  f"{', '.join(supported)}", param_hint="--format")
+    overwrite = force or out_dir is None
+    if out_dir is None:
+        out_dir = default_out_dir(results)
     try:
         from pckernels.heatmap import csv_grid_kind, plot_heatmaps
         if csv_grid_kind(results) == "lr-batch":  # `pck study`
             warn_unused(click.get_current_context(),
                         [("cosine_epochs", "--cosine", False, "to an lr-batch grid")])
-            paths = plot_heatmaps(results, out_dir, formats=fmts)
+            paths = plot_heatmaps(results, out_dir, formats=fmts, overwrite=overwrite)
         else:
-            paths = plot_figures(results, out_dir, cosine_epochs=cosine_epochs, formats=fmts)
+            paths = plot_figures(results, out_dir, cosine_epochs=cosine_epochs, formats=fmts,
+                                 overwrite=overwrite)
     except (PlotError, ImportError) as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:

@@ -3,7 +3,9 @@
 A checkpoint is the ``.npz`` of :meth:`MLP.save` (so :meth:`MLP.load` and ``pck eval``
 read it as a network) with three more entries: ``train_state`` (JSON: the epoch, the
 shuffling generator's state, the optimizer step count and the run's settings) and the
-optimizer's ``optimizer_state1`` / ``optimizer_state2`` buffers.
+optimizer's ``optimizer_state1`` / ``optimizer_state2`` buffers; a network with feedback
+matrices (``net.feedback``, :mod:`pckernels.feedback`) adds ``feedback_kind`` and
+``feedback``. A checkpoint without them (older ones included) is a network without.
 """
 import json
 import os
@@ -68,6 +70,10 @@ def save_checkpoint(path, net, epoch, rng, optimizer, settings):
     extra = {"train_state": np.array(json.dumps(state)), "optimizer_state1": opt["state1"]}
     if opt["state2"] is not None:
         extra["optimizer_state2"] = opt["state2"]
+    feedback = getattr(net, "feedback", None)
+    if feedback is not None:
+        extra["feedback_kind"] = np.array(feedback.kind)
+        extra["feedback"] = feedback.params
     net.save(path, **extra)
 
 
@@ -93,8 +99,8 @@ def load_checkpoint(path):
             state = json.loads(str(f["train_state"]))
             if not isinstance(state, dict) or state.get("format") != FORMAT:
                 raise ValueError("unknown training state format")
-            arrays = {key: f[key] for key in ("optimizer_state1", "optimizer_state2")
-                      if key in f}
+            arrays = {key: f[key] for key in ("optimizer_state1", "optimizer_state2",
+                                              "feedback_kind", "feedback") if key in f}
         epoch = state["epoch"]
         if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
             raise ValueError(f"epoch must be an integer >= 1, got {epoch!r}")
@@ -105,6 +111,11 @@ def load_checkpoint(path):
         opt.load_state_dict({"t": state["optimizer_t"],
                              "state1": arrays.get("optimizer_state1"),
                              "state2": arrays.get("optimizer_state2")})
+        if "feedback" in arrays:
+            from .feedback import Feedback
+            if "feedback_kind" not in arrays:
+                raise ValueError("feedback matrices without their kind")
+            net.feedback = Feedback(net, str(arrays["feedback_kind"]), arrays["feedback"])
         settings = state["settings"]
         if not isinstance(settings, dict):
             raise ValueError("settings must be a mapping")

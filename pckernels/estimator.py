@@ -18,6 +18,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .feedback import check_feedback
 from .kernels.activations import ACTIVATIONS
 from .model import MLP, check_init
 from .training import ALGORITHMS, OPTIMIZERS, BatchUpdate, PCSettings, default_lr, train
@@ -85,7 +86,7 @@ class _BaseMLP(BaseEstimator):
                  n_iter_no_change=10, algorithm="bp", steps=None, step_size=None,
                  precision_ratio=1.0, dtype="float32", init="pytorch", param="standard",
                  gain=None, step_rule=None, latent_optimizer="gd", hidden=None, lr=None,
-                 epochs=None, optimizer=None):
+                 epochs=None, optimizer=None, feedback="symmetric"):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -116,6 +117,7 @@ class _BaseMLP(BaseEstimator):
         self.lr = lr
         self.epochs = epochs
         self.optimizer = optimizer
+        self.feedback = feedback
 
     # -- parameters --------------------------------------------------------------------
 
@@ -198,6 +200,7 @@ class _BaseMLP(BaseEstimator):
         if not (batch == "auto" if isinstance(batch, str) else _is_int(batch) and batch >= 1):
             raise ValueError(f"batch_size must be 'auto' or an integer >= 1, got {batch!r}")
         check_init(self.init, self.param, self.gain)
+        check_feedback(self.feedback, self.algorithm)
         s["pc"] = PCSettings(steps=self.steps, step_size=self.step_size,
                              precision_ratio=self.precision_ratio, step_rule=self.step_rule,
                              latent_optimizer=self.latent_optimizer)
@@ -330,7 +333,8 @@ class _BaseMLP(BaseEstimator):
                         pc=s["pc"], epochs=s["max_iter"], batch_size=s["batch_size"],
                         optimizer=s["solver"], lr=s["lr"], momentum=self.momentum,
                         weight_decay=s["weight_decay"], seed=shuffle,
-                        shuffle=bool(self.shuffle), on_epoch=on_epoch)
+                        shuffle=bool(self.shuffle), on_epoch=on_epoch,
+                        feedback=self.feedback)
         # partial_fit continues with this run's optimizer state and shuffling, as
         # scikit-learn's does
         update.opt.load_state_dict(history.optimizer.state_dict())
@@ -391,7 +395,7 @@ class _BaseMLP(BaseEstimator):
         """
         shuffle = np.random.default_rng(int(rng.randint(_INT32_MAX)))
         return (BatchUpdate(self.net_, self.algorithm, s["pc"], s["solver"], s["lr"],
-                            self.momentum, s["weight_decay"]), shuffle)
+                            self.momentum, s["weight_decay"], self.feedback), shuffle)
 
     # -- fitted attributes ---------------------------------------------------------------
 
@@ -417,11 +421,13 @@ class _BaseMLP(BaseEstimator):
         net = state.pop("net_", None)
         if net is not None:
             state["_net_state"] = (net.config(), np.array(net.params))
+            state["_net_feedback"] = net.feedback
         return state
 
     def __setstate__(self, state):
         state = dict(state)
         net_state = state.pop("_net_state", None)
+        net_feedback = state.pop("_net_feedback", None)
         super().__setstate__(state)
         self._trainer = None
         if net_state is not None:
@@ -431,6 +437,7 @@ class _BaseMLP(BaseEstimator):
                       init=config.get("init", "pytorch"), param=config.get("param", "standard"),
                       gain=config.get("gain"))
             net.params[...] = params
+            net.feedback = net_feedback
             self.net_ = net
 
     def _forward(self, X):
@@ -506,6 +513,11 @@ default "bp"
         step with a per-sample energy safeguard; see :func:`pckernels.pc_infer`).
     latent_optimizer : {"gd", "momentum", "adam"}, default "gd"
         Optimizer of the latents (vpc, scaled, ipc).
+    feedback : {"symmetric", "fa", "kp"}, default "symmetric"
+        Weights that carry the error down under bp, fpa and vpc (docs/algorithms.md,
+        "Weight symmetry"): ``W^T``, a fixed random ``B`` (feedback alignment) or a ``B``
+        that receives ``W``'s updates and its own weight decay (Kolen-Pollack). The
+        matrices are kept in ``net_.feedback``. Under fa/kp, vpc uses the fixed step rule.
     hidden, lr, epochs, optimizer : deprecated
         Old names of ``hidden_layer_sizes``, ``learning_rate_init``, ``max_iter`` and
         ``solver``; when set they are used, with a FutureWarning.

@@ -8,14 +8,13 @@ where some seeds diverged shows the survivors' mean and how many diverged. matpl
 """
 import csv
 import io
-import json
 import math
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from .plot import PlotError, _pyplot, supported_formats
+from .plot import PlotError, _pyplot, load_metadata, supported_formats
 
 #: Figures written by :func:`plot_heatmaps`: file stem -> (CSV column, colour bar label).
 HEATMAPS = {
@@ -105,12 +104,9 @@ def summarise_study(rows, column):
     return out
 
 
-def _meta(csv_path):
-    try:
-        with open(Path(csv_path).with_name("results.json")) as f:
-            return json.load(f)["config"]
-    except (OSError, ValueError, KeyError):
-        return None
+def heatmap_paths(out_dir, formats=("png", "svg")):
+    """The files :func:`plot_heatmaps` writes into ``out_dir``, in its order."""
+    return [Path(out_dir) / f"{stem}.{fmt}" for stem in HEATMAPS for fmt in formats]
 
 
 def _run_title(run):
@@ -118,20 +114,25 @@ def _run_title(run):
     return f"{algo} + {RUN_NAMES.get(opt, opt)}" if algo else run
 
 
-def plot_heatmaps(csv_path, out_dir, formats=("png", "svg")):
+def plot_heatmaps(csv_path, out_dir, formats=("png", "svg"), overwrite=True):
     """Write the ``lr-batch`` heatmaps (:data:`HEATMAPS`) into ``out_dir``; return the paths.
 
     Parameters
     ----------
-    csv_path : path of an ``lr-batch`` grid's ``results.csv`` (``pck study``)
+    csv_path : path of an ``lr-batch`` grid's results CSV (``pck study``); the subtitle's
+        configuration comes from the JSON beside it (:func:`pckernels.plot.load_metadata`).
     out_dir : path
+        Created if missing.
     formats : sequence of str
         Image formats matplotlib writes (``png``, ``svg``, ``pdf``, ...).
+    overwrite : bool
+        False: raise :class:`PlotError` before drawing if any of the files exists.
 
     Raises
     ------
     PlotError
-        For a file that is not an ``lr-batch`` table, or an unknown format.
+        For a file that is not an ``lr-batch`` table, an unknown format, or an existing
+        file under ``overwrite=False``.
     """
     plt = _pyplot()
     from matplotlib.colors import Normalize
@@ -141,12 +142,17 @@ def plot_heatmaps(csv_path, out_dir, formats=("png", "svg")):
     if not formats or bad:
         raise PlotError(f"unknown image format {bad[0]!r}; choose from "
                         f"{', '.join(sorted(supported))}" if bad else "no image format given")
+    if not overwrite:
+        exist = [p for p in heatmap_paths(out_dir, formats) if p.exists()]
+        if exist:
+            raise PlotError(f"{exist[0]} exists ({len(exist)} of the figures do); "
+                            "use --force to replace them, or another --out")
     rows = load_study(csv_path)
     runs = list(dict.fromkeys(r["run"] for r in rows))
     lrs = sorted({r["lr"] for r in rows})
     batches = sorted({r["batch_size"] for r in rows})
     n_seeds = len({r["seed"] for r in rows})
-    cfg = _meta(csv_path)
+    cfg = load_metadata(csv_path)
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -211,8 +217,10 @@ def plot_heatmaps(csv_path, out_dir, formats=("png", "svg")):
         for fmt in formats:
             path = out / f"{stem}.{fmt}"
             tmp = out / f".tmp-{stem}.{fmt}"
+            # No creation date in the SVG, so re-plotting the same CSV gives the same file.
+            meta = {"Date": None} if fmt == "svg" else None
             try:
-                fig.savefig(tmp, dpi=150, format=fmt)
+                fig.savefig(tmp, dpi=150, format=fmt, metadata=meta)
                 tmp.replace(path)
             finally:
                 if tmp.exists():

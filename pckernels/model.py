@@ -214,6 +214,9 @@ class MLP:
     multipliers : array of shape (n_params,) or None
         ``param="mupc"``: the multiplier of every parameter in the layout of ``params``
         (``a_l`` for the entries of ``W_l``, 1 for biases); None for ``"standard"``.
+    feedback : pckernels.feedback.Feedback or None
+        Feedback weights ``B_l`` of fa / kp training (docs/algorithms.md, "Weight
+        symmetry"); None (the default) for symmetric feedback.
     """
 
     def __init__(self, sizes, activation="tanh", loss="nll", dtype="float32", seed=0,
@@ -252,17 +255,20 @@ class MLP:
             for W, a in zip(self.split(self.multipliers)[0], mupc_multipliers(sizes)):
                 W[...] = a
         self.reset(seed)
+        #: feedback weights B_l of fa / kp training (:mod:`pckernels.feedback`), or None
+        self.feedback = None
         self._workspaces = {}
         ensure_blas_serial()
 
     def __getstate__(self):
-        return {"config": self.config(), "params": self.params}
+        return {"config": self.config(), "params": self.params, "feedback": self.feedback}
 
     def __setstate__(self, state):
         cfg = state["config"]
         self.__init__(cfg["sizes"], cfg["activation"], cfg["loss"], cfg["dtype"], cfg["seed"],
                       cfg.get("init", "pytorch"), cfg.get("param", "standard"), cfg.get("gain"))
         self.params[...] = state["params"]
+        self.feedback = state.get("feedback")
 
     @property
     def n_layers(self):

@@ -131,35 +131,99 @@ def supported_formats():
     return sorted(FigureCanvasBase.get_supported_filetypes())
 
 
-def _dataset_name(csv_path):
-    meta = Path(csv_path).with_name("results.json")
-    try:
-        with open(meta) as f:
-            cfg = json.load(f)["config"]
-        return Path(str(cfg["dataset"])).name, cfg
-    except (OSError, ValueError, KeyError):
-        return None, None
+def default_out_dir(csv_path):
+    """Folder ``pck plot`` writes to when given no ``--out``: ``NAME-figures`` beside ``NAME.csv``.
+
+    It sits next to the CSV and is named after it, so it never is a folder of committed
+    figures such as ``docs/figures`` (``docs/results/fashion-mnist.csv`` gives
+    ``docs/results/fashion-mnist-figures``; a sweep's ``DIR/results.csv`` gives
+    ``DIR/results-figures``).
+    """
+    path = Path(csv_path)
+    return path.with_name(f"{path.stem}-figures")
 
 
-def plot_figures(csv_path, out_dir, cosine_epochs="mean", formats=("png", "svg")):
-    """Write Figures 3-5 as ``fig3_cosine.png`` etc. into ``out_dir``; return the paths.
+def figure_paths(out_dir, formats=("png", "svg")):
+    """The files :func:`plot_figures` writes into ``out_dir``, in its order."""
+    return [Path(out_dir) / f"{key}.{fmt}" for key in FIGURES for fmt in formats]
+
+
+def load_metadata(csv_path):
+    """The sweep configuration recorded beside a results CSV, or ``None``.
+
+    Reads ``NAME.json`` next to ``NAME.csv`` (how a sweep is committed, e.g.
+    ``docs/results/fashion-mnist.json``), else the ``results.json`` a sweep folder holds.
+    Only files beside the CSV are read, so the figures depend on nothing else on the
+    machine.
+
+    Returns
+    -------
+    dict or None
+        The JSON's ``config`` mapping (dataset, width, activation, optimizer, lr, epochs,
+        and init/gain for newer sweeps).
+    """
+    path = Path(csv_path)
+    for meta in (path.with_suffix(".json"), path.with_name("results.json")):
+        try:
+            with open(meta) as f:
+                cfg = json.load(f)["config"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if isinstance(cfg, dict):
+            return cfg
+    return None
+
+
+def _subtitle(cfg, n_seeds):
+    parts = []
+    if cfg:
+        try:
+            parts.append(Path(str(cfg["dataset"])).name)
+            parts.append(f"MLPs of width {cfg['width']} ({cfg['activation']}), "
+                         f"{cfg['optimizer']} lr {cfg['lr']:g}, {cfg['epochs']} "
+                         f"epoch{'s' if cfg['epochs'] > 1 else ''}")
+            # Sweeps older than --init recorded none: they all used PyTorch's default.
+            init, gain = f"{cfg.get('init') or 'pytorch'} init", cfg.get("gain")
+            if cfg.get("init") in ("xavier", "orthogonal"):
+                init += f", gain {gain:g}" if gain is not None else f", {cfg['activation']}'s gain"
+            parts.append(init)
+            if cfg.get("param") not in (None, "standard"):
+                parts.append(f"{cfg['param']} parameterisation")
+        except (KeyError, TypeError, ValueError):
+            parts = parts[:1]
+    parts.append(f"mean of {n_seeds} seeds, band: min to max" if n_seeds > 1 else "1 seed")
+    return "; ".join(parts)
+
+
+COSINE_NOTE = {"mean": "cosine of a run: mean over all its training batches (every epoch)",
+               "final": "cosine of a run: mean over its final epoch's batches"}
+
+
+def make_figures(csv_path, cosine_epochs="mean"):
+    """Figures 3-5 of a sweep's results as matplotlib Figures, without writing anything.
 
     Parameters
     ----------
-    csv_path : path of a sweep's ``results.csv``
-    out_dir : path
+    csv_path : path of a sweep's results CSV; its configuration (for the subtitles) is
+        read by :func:`load_metadata` from the JSON beside it.
     cosine_epochs : {"mean", "final"}
-        Figure 3's cosine: mean over all epochs, or the final epoch only.
-    formats : sequence of str
-        Image formats matplotlib writes (``png``, ``svg``, ``pdf``, ...).
+        Figure 3's cosine per run: mean over all epochs, or over the final epoch only
+        (see :func:`summarise`); Figure 3's subtitle says which.
+
+    Returns
+    -------
+    dict mapping ``fig3_cosine``, ``fig4_val_acc``, ``fig5_test_acc`` to a Figure with one
+        axes per depth (one line per step size, x = T/L; backprop a horizontal line). The
+        caller closes them.
+
+    Raises
+    ------
+    PlotError
+        For a file that is not a sweep table, several algorithms, or a bad ``cosine_epochs``.
+    ImportError
+        When matplotlib is not installed.
     """
     plt = _pyplot()
-    formats = tuple(formats)
-    supported = supported_formats()
-    bad = [f for f in formats if f not in supported]
-    if not formats or bad:
-        raise PlotError(f"unknown image format {bad[0]!r}; choose from "
-                        f"{', '.join(sorted(supported))}" if bad else "no image format given")
     rows = load_results(csv_path)
     algos = sorted({r["algo"] for r in rows} - {"bp"}) or ["bp"]
     if len(algos) > 1:
@@ -171,21 +235,17 @@ def plot_figures(csv_path, out_dir, cosine_epochs="mean", formats=("png", "svg")
     steps = sorted({r["step_size"] for r in rows
                     if r["algo"] == algo and not math.isnan(r["step_size"])})
     n_seeds = len({r["seed"] for r in rows})
-    dataset, cfg = _dataset_name(csv_path)
+    cfg = load_metadata(csv_path)
     name = ALGO_NAMES.get(algo, algo)
     titles = {
         "fig3_cosine": f"Cosine similarity between {name} updates and backprop",
         "fig4_val_acc": f"Validation accuracy with {name}",
         "fig5_test_acc": f"Final test accuracy with {name}",
     }
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise PlotError(f"cannot create {out}: {exc.strerror or exc}") from None
+    subtitle = _subtitle(cfg, n_seeds)
     colors = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, max(1, len(steps))))
     markers = "osD^v<>ph*"
-    paths = []
+    figures = {}
     for fig_key, (label, ylabel) in FIGURES.items():
         data = summary[fig_key]
         fig, axes = plt.subplots(1, len(depths), figsize=(max(7.5, 2.9 * len(depths) + 1.8), 3.9),
@@ -213,30 +273,75 @@ def plot_figures(csv_path, out_dir, cosine_epochs="mean", formats=("png", "svg")
             ax.tick_params(axis="y", labelsize=8)
             ax.set_title(f"L = {depth} hidden layers", fontsize=10)
             ax.grid(True, alpha=0.25)
-        if fig_key == "fig3_cosine":
-            ylabel += ("\n(mean over all training batches)" if cosine_epochs == "mean"
-                       else "\n(mean over the final epoch's batches)")
         axes[0][0].set_ylabel(ylabel, fontsize=9)
         fig.supxlabel("inference steps per hidden layer, T / L   "
                       "(T = max(1, round(T/L \u00d7 L)); dotted line: T = L)", fontsize=9)
         handles, labels = axes[0][0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside right center", fontsize=8, frameon=False)
-        sub = [dataset] if dataset else []
-        if cfg:
-            sub.append(f"MLPs of width {cfg['width']} ({cfg['activation']}), {cfg['optimizer']} "
-                       f"lr {cfg['lr']:g}, {cfg['epochs']} epoch{'s' if cfg['epochs'] > 1 else ''}")
-        sub.append(f"mean of {n_seeds} seeds, band: min to max" if n_seeds > 1 else "1 seed")
-        fig.suptitle(f"{label}: {titles[fig_key]}\n" + "; ".join(sub), fontsize=10,
-                     linespacing=1.6)
-        for fmt in formats:
-            path = out / f"{fig_key}.{fmt}"
-            tmp = out / f".tmp-{fig_key}.{fmt}"
-            try:
-                fig.savefig(tmp, dpi=150, format=fmt)
-                tmp.replace(path)
-            finally:
-                if tmp.exists():
-                    tmp.unlink()
-            paths.append(path)
-        plt.close(fig)
+        sub = subtitle + ("\n" + COSINE_NOTE[cosine_epochs] if fig_key == "fig3_cosine" else "")
+        fig.suptitle(f"{label}: {titles[fig_key]}\n{sub}", fontsize=10, linespacing=1.6)
+        figures[fig_key] = fig
+    return figures
+
+
+def plot_figures(csv_path, out_dir, cosine_epochs="mean", formats=("png", "svg"),
+                 overwrite=True):
+    """Write Figures 3-5 as ``fig3_cosine.png`` etc. into ``out_dir``; return the paths.
+
+    Parameters
+    ----------
+    csv_path : path of a sweep's results CSV (see :func:`make_figures`)
+    out_dir : path
+        Created if missing; :func:`default_out_dir` gives ``pck plot``'s default.
+    cosine_epochs : {"mean", "final"}
+        Figure 3's cosine: mean over all epochs, or the final epoch only.
+    formats : sequence of str
+        Image formats matplotlib writes (``png``, ``svg``, ``pdf``, ...).
+    overwrite : bool
+        False: raise :class:`PlotError` before drawing if any of the files exists.
+
+    Raises
+    ------
+    PlotError
+        For an unknown format, an existing file under ``overwrite=False``, a folder that
+        cannot be created, or a CSV :func:`make_figures` rejects.
+    """
+    plt = _pyplot()
+    formats = tuple(formats)
+    supported = supported_formats()
+    bad = [f for f in formats if f not in supported]
+    if not formats or bad:
+        raise PlotError(f"unknown image format {bad[0]!r}; choose from "
+                        f"{', '.join(sorted(supported))}" if bad else "no image format given")
+    out = Path(out_dir)
+    if not overwrite:
+        exist = [p for p in figure_paths(out, formats) if p.exists()]
+        if exist:
+            raise PlotError(f"{exist[0]} exists ({len(exist)} of the figures do); "
+                            "use --force to replace them, or another --out")
+    figures = make_figures(csv_path, cosine_epochs)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        for fig in figures.values():
+            plt.close(fig)
+        raise PlotError(f"cannot create {out}: {exc.strerror or exc}") from None
+    paths = []
+    try:
+        for fig_key, fig in figures.items():
+            for fmt in formats:
+                path = out / f"{fig_key}.{fmt}"
+                tmp = out / f".tmp-{fig_key}.{fmt}"
+                # No creation date in the SVG, so re-plotting the same CSV gives the same file.
+                meta = {"Date": None} if fmt == "svg" else None
+                try:
+                    fig.savefig(tmp, dpi=150, format=fmt, metadata=meta)
+                    tmp.replace(path)
+                finally:
+                    if tmp.exists():
+                        tmp.unlink()
+                paths.append(path)
+    finally:
+        for fig in figures.values():
+            plt.close(fig)
     return paths

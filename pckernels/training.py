@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .backprop import backprop_into
+from .feedback import FeedbackRunner, feedback_backprop_into, feedback_settings, resolve_feedback
 from .kernels.network import _layer_cosines
 from .kernels.optim import _adam_step, _sgd_step
 from .il import IL_VARIANTS, ILRunner
@@ -199,6 +200,8 @@ class EpochMetrics:
     rejected_steps: int = None      # steps the energy safeguard rejected (epoch total)
     layer_step: list = None         # chosen step per latent l = 1..L
     layer_energy: list = None       # per-sample energy terms after inference, l = 1..N
+    # feedback fa / kp: cosine of B_l with W_l per weight layer at the end of the epoch
+    feedback_alignment: list = None
 
 
 @dataclass
@@ -228,12 +231,19 @@ def accuracy(net, X, y):
 class GradientFn:
     """The per-batch update of an algorithm: writes a gradient, returns the batch loss."""
 
-    def __init__(self, net, algo, pc=None, lr=1.0):
+    def __init__(self, net, algo, pc=None, lr=1.0, feedback=None):
         if algo not in ALGORITHMS:
             raise ValueError(f"unknown algorithm {algo!r}; choose from {', '.join(ALGORITHMS)}")
         self.net, self.algo = net, algo
         self.runner = None
-        if algo != "bp":
+        #: the Feedback whose B_l carries the error down (None: W_l^T, see feedback.py)
+        self.feedback = resolve_feedback(net, feedback, algo)
+        if algo != "bp" and self.feedback is not None:
+            s = feedback_settings(pc or PCSettings(), algo, net.n_layers - 1)
+            self.settings = s
+            self.runner = FeedbackRunner(net, algo, s.steps, s.step_size, self.feedback,
+                                         init=s.init, schedule=s.schedule)
+        elif algo != "bp":
             s = (pc or PCSettings()).resolved(algo, net.n_layers - 1)
             self.settings = s
             self.runner = s.runner(net, algo, lr)
@@ -249,6 +259,9 @@ class GradientFn:
 
     def __call__(self, X, labels, targets, grad):
         if self.runner is None:
+            if self.feedback is not None:
+                return feedback_backprop_into(self.net, self.feedback, X, labels, targets,
+                                              grad)
             return backprop_into(self.net, X, labels, targets, grad)
         loss = self.runner.run(X, labels, targets, grad, weight_step=self.weight_step)[0]
         if self.algo == "ilprox" and self.weight_step is not None:
@@ -284,9 +297,10 @@ class BatchUpdate:
     """
 
     def __init__(self, net, algo="bp", pc=None, optimizer="sgd", lr=0.05, momentum=0.9,
-                 weight_decay=0.0):
+                 weight_decay=0.0, feedback=None):
         self.net = net
-        self.grad_fn = GradientFn(net, algo, pc, lr)
+        self.grad_fn = GradientFn(net, algo, pc, lr, feedback)
+        self.feedback = self.grad_fn.feedback
         self.opt = Optimizer(net, optimizer, lr, momentum, weight_decay)
         self.lr = lr
         self.grad = net.zeros_like_params()
@@ -339,6 +353,9 @@ class BatchUpdate:
         self.last_done = where
         if not self.grad_fn.steps_weights:
             self.opt.step(self.grad)
+            if self.feedback is not None:
+                self.feedback.track(self.net.params, self.backup, self.opt.lr,
+                                    self.opt.weight_decay)
         return loss
 
     def _add_stats(self, batch):
@@ -404,7 +421,7 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
           algo="bp", pc=None, epochs=10, batch_size=64, optimizer="sgd", lr=None,
           momentum=0.9, weight_decay=0.0, seed=0, cosine=False, history=None,
           on_batch=None, on_epoch=None, on_warning=None, shuffle=True, start_epoch=1,
-          optimizer_state=None):
+          optimizer_state=None, feedback=None):
     """Train ``net`` in place with shuffled mini-batches.
 
     Parameters
@@ -422,7 +439,8 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
         Learning rate; default :func:`default_lr` (0.05; ilprox 10; gil with sgd 1).
     cosine : bool
         Also compute backprop's gradient at the same weights for every batch and record the
-        mean cosine similarity of the update with it (global and per layer).
+        mean cosine similarity of the update with it (global and per layer). Always true
+        backprop (``W_l^T``), also under ``feedback`` fa or kp.
     history : History, optional
         Appended to as epochs finish, so a caller keeps what was done if interrupted.
     on_batch : callable(n_samples_done), optional
@@ -442,6 +460,14 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
         parameters, ``optimizer_state`` and generator this continues a run exactly.
     optimizer_state : dict, optional
         :meth:`Optimizer.state_dict` of the run to continue (else a fresh state).
+    feedback : {None, "symmetric", "fa", "kp"}
+        Weights that carry the error down under bp, fpa and vpc (``pckernels.feedback``,
+        docs/algorithms.md "Weight symmetry"): ``W_l^T`` (symmetric), a fixed random
+        ``B_l`` (fa, feedback alignment) or a ``B_l`` that receives ``W_l``'s updates and
+        its own weight decay (kp, Kolen-Pollack). fa and kp attach the matrices to the
+        network (``net.feedback``, drawn from ``net.seed``) or continue with the ones it
+        carries; None uses ``net.feedback`` if there is one, else symmetric. Under fa/kp,
+        vpc runs the fixed step rule (step 0.2, max(L, 20) steps by default).
 
     Returns
     -------
@@ -470,7 +496,7 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
     labels_all, targets_all = net.check_targets(y_train, n)
     X_val, y_val = _check_eval_set(net, X_val, y_val, "val")
     X_test, y_test = _check_eval_set(net, X_test, y_test, "test")
-    update = BatchUpdate(net, algo, pc, optimizer, lr, momentum, weight_decay)
+    update = BatchUpdate(net, algo, pc, optimizer, lr, momentum, weight_decay, feedback)
     if optimizer_state is not None:
         update.opt.load_state_dict(optimizer_state)
     history = history if history is not None else History()
@@ -490,7 +516,8 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
             warnings.warn(message, TrainingWarning, stacklevel=3)
 
     rng = np.random.default_rng(seed)
-    bp_grad = net.zeros_like_params() if cosine and algo != "bp" else None
+    bp_grad = (net.zeros_like_params()
+               if cosine and (algo != "bp" or update.feedback is not None) else None)
     layer_cos = np.zeros(net.n_layers, dtype=np.float64)
     # Batches are gathered row by row into small buffers that stay in cache, rather than
     # shuffling the whole training set each epoch (a second full copy of it in memory).
@@ -559,6 +586,8 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
             else:
                 m.cosine = cos_sum / n_batches
                 m.layer_cosine = (layer_sum / n_batches).tolist()
+        if update.feedback is not None:
+            m.feedback_alignment = update.feedback.alignment(net).tolist()
         rises, batches = update.take_energy_rises()
         m.energy_rises = rises
         stats = update.take_stats()

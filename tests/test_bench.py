@@ -110,6 +110,22 @@ def test_bench_skips_missing_baselines(monkeypatch, tmp_path):
     assert all(r["baselines"] == {} for r in data["results"])
 
 
+def test_bench_times_the_vpc_step_rule(tmp_path):
+    """With vpc among the algorithms, bench times the auto step rule next to the fixed
+    step (interleaved) and reports the ratio with its interval and as a target."""
+    path = tmp_path / "b.json"
+    result = CliRunner().invoke(bench, ["--quick", "--threads", "1", "--algo", "bp,vpc",
+                                        "--json", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "vpc step rule: auto (same T, stop off) / fixed step = " in result.output
+    for res in json.loads(path.read_text())["results"]:
+        assert {"vpc", "vpc-auto"} <= set(res["timings"])
+        iv = res["ratio_intervals"]["vpc_auto_over_fixed"]
+        assert iv["lo"] <= iv["median"] <= iv["hi"]
+        assert [g["ratio"] for g in res["targets"]
+                if g["name"].startswith("vpc auto")] == [iv["median"]]
+
+
 @pytest.mark.parametrize("name", ["torch", "jax"])
 def test_baseline_make_raises_unavailable(monkeypatch, name):
     import importlib

@@ -206,6 +206,41 @@ def test_rejected_steps_are_counted_and_undone():
     assert np.all(np.diff(r.trace.energy) <= 0)
 
 
+@pytest.mark.parametrize("variant,step_size,schedule", [("vpc", 4.0, "serial"),
+                                                         ("vpc", 1.0, "batch"),
+                                                         ("ipc", 1.0, "layers")])
+def test_row_energies_match_the_errors(variant, step_size, schedule):
+    """The per-sample energies the safeguard compares (kept from squared row norms that
+    the predictions update, also after undone steps and skipped layers) equal F_b
+    recomputed from the final errors."""
+    net, X, y = make_problem([6, 16, 16, 16, 3], batch=20, weight_scale=2.0)
+    runner = PCRunner(net, variant, 12, step_size, step_rule="auto", energy_tol=0.0,
+                      schedule=schedule, chunk_rows=8)
+    grad = net.zeros_like_params()
+    X = net.check_input(X)
+    labels, targets = net.check_targets(y, X.shape[0])
+    saved = net.params.copy()
+
+    def weight_step(g):
+        net.params -= 0.05 * g
+    _, ws, _ = runner.run(X, labels, targets, grad, weight_step=weight_step)
+    sg, n, B = ws.safe, net.n_layers, X.shape[0]
+    if step_size > 1:
+        assert sg.rejects.sum() > 0  # the undo path is exercised
+    off, expect = 0, np.zeros(B)
+    for l in range(1, n):
+        m = net.sizes[l]
+        e = ws.state.e[off:off + B * m].reshape(B, m).astype(np.float64)
+        expect += 0.5 * (e * e).sum(axis=1)
+        off += B * m
+    m = net.sizes[n]
+    logits = ws.state.pred[off:off + B * m].reshape(B, m).astype(np.float64)
+    lse = np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1)) + logits.max(1)
+    expect += lse - logits[np.arange(B), labels]
+    np.testing.assert_allclose(sg.energy, expect, rtol=1e-12, atol=1e-12)
+    net.params[:] = saved
+
+
 # ---------------------------------------------------------------------------------------
 # Schedules, threads, determinism
 # ---------------------------------------------------------------------------------------

@@ -1,7 +1,12 @@
 """Tests for pckernels.plot and ``pck plot``: Figures 3-5 from a sweep's CSV."""
 import csv
+import io
+import json
 import math
+import re
+import shutil
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -92,3 +97,118 @@ def test_missing_matplotlib_is_one_clear_line(results, tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["plot", str(results), "--out", str(tmp_path)])
     assert result.exit_code == 1
     assert "Error: plotting needs matplotlib: pip install 'pckernels[plot]'" in result.output
+
+
+# ----------------------------------------------- the committed Figures 3-5 and their CSV
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+COMMITTED = [  # (CSV, its figure folder, the --cosine the README's figures use)
+    (DOCS / "results" / "fashion-mnist.csv", DOCS / "figures", "final"),
+    (DOCS / "results" / "fashion-mnist-L20-orth.csv", DOCS / "figures" / "fashion-mnist-L20-orth",
+     "final"),
+]
+
+
+def _final_epoch_rows(csv_path):
+    """{(algo, depth, ratio or None, step or None): last epoch's row}, read with csv only."""
+    last = {}
+    with open(csv_path, newline="") as f:
+        for r in csv.DictReader(f):
+            key = (r["algo"], int(r["depth"]), float(r["ratio"]) if r["ratio"] else None,
+                   float(r["step_size"]) if r["step_size"] else None)
+            if key not in last or int(r["epoch"]) > int(last[key]["epoch"]):
+                last[key] = r
+    return last
+
+
+def _svg_texts(svg):
+    """The texts matplotlib writes into an SVG, one comment per text line, in order."""
+    return re.findall(r"<!-- (.*?) -->", svg)
+
+
+@needs_mpl
+@pytest.mark.parametrize("csv_path, fig_dir, cosine", COMMITTED,
+                         ids=[c[0].stem for c in COMMITTED])
+def test_committed_csv_gives_the_committed_figures(csv_path, fig_dir, cosine):
+    import matplotlib.pyplot as plt
+    from pckernels.plot import FIGURES, make_figures
+    with open(csv_path.with_suffix(".json")) as f:
+        cfg = json.load(f)["config"]
+    last = _final_epoch_rows(csv_path)
+    column = {"fig3_cosine": "cosine", "fig4_val_acc": "val_accuracy",
+              "fig5_test_acc": "test_accuracy"}
+    figures = make_figures(csv_path, cosine)
+    try:
+        assert list(figures) == list(FIGURES)
+        for key, fig in figures.items():
+            # The subtitle is the committed JSON's configuration, nothing from this machine.
+            title = fig._suptitle.get_text().split("\n")
+            assert title[1].startswith(f"{cfg['dataset']}; MLPs of width {cfg['width']} "
+                                       f"({cfg['activation']}), {cfg['optimizer']} lr "
+                                       f"{cfg['lr']:g}, {cfg['epochs']} epochs; ")
+            if key == "fig3_cosine":
+                assert title[2] == {"final": "cosine of a run: mean over its final epoch's "
+                                             "batches",
+                                    "mean": "cosine of a run: mean over all its training "
+                                            "batches (every epoch)"}[cosine]
+            # Every plotted point is the final epoch's value in the CSV.
+            n_points = 0
+            for ax in fig.axes:
+                depth = int(ax.get_title().split()[2])
+                for line in ax.get_lines():
+                    label = line.get_label()
+                    if label.startswith("step size"):
+                        step = float(label.split()[-1])
+                        for x, y in zip(line.get_xdata(), line.get_ydata()):
+                            row = last[("fpa", depth, float(x), step)]
+                            assert y == pytest.approx(float(row[column[key]]), abs=1e-12)
+                            n_points += 1
+                    elif label == "backprop":
+                        row = last[("bp", depth, None, None)]
+                        assert line.get_ydata()[0] == pytest.approx(float(row[column[key]]))
+                        n_points += 1
+            assert n_points == len(last)
+            # The committed SVG carries exactly these texts (titles, subtitle, axes, ticks).
+            buf = io.StringIO()
+            fig.savefig(buf, format="svg", metadata={"Date": None})
+            committed = (fig_dir / f"{key}.svg").read_text(encoding="utf-8")
+            assert _svg_texts(buf.getvalue()) == _svg_texts(committed)
+    finally:
+        for fig in figures.values():
+            plt.close(fig)
+
+
+def test_default_out_dir_is_beside_the_csv_never_docs_figures(tmp_path):
+    from pckernels.plot import default_out_dir
+    for csv_path, fig_dir, _ in COMMITTED:
+        out = default_out_dir(csv_path)
+        assert out.parent == csv_path.parent and out.resolve() != fig_dir.resolve()
+    for name in ("results.csv", "figures.csv", "x.csv"):
+        for where in (DOCS, DOCS / "results", DOCS / "figures", tmp_path):
+            out = default_out_dir(where / name)
+            assert out.parent == where and out.resolve() != (DOCS / "figures").resolve()
+
+
+@needs_mpl
+def test_plot_default_folder_and_no_silent_overwrite(results, tmp_path):
+    src = tmp_path / "sweep.csv"
+    shutil.copy(results, src)
+    shutil.copy(results.with_name("results.json"), tmp_path / "sweep.json")
+    runner = CliRunner()
+    for _ in range(2):  # the default folder belongs to the CSV: refreshed without --force
+        result = runner.invoke(cli, ["plot", str(src), "--format", "svg"])
+        assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "sweep-figures").iterdir()) == [
+        "fig3_cosine.svg", "fig4_val_acc.svg", "fig5_test_acc.svg"]
+    assert "digits; MLPs of width 16" in (tmp_path / "sweep-figures" / "fig4_val_acc.svg"
+                                           ).read_text()
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "fig4_val_acc.svg").write_text("keep me")
+    result = runner.invoke(cli, ["plot", str(src), "--out", str(out), "--format", "svg"])
+    assert result.exit_code == 1 and "exists" in result.output and "--force" in result.output
+    assert (out / "fig4_val_acc.svg").read_text() == "keep me"
+    assert not (out / "fig3_cosine.svg").exists()
+    result = runner.invoke(cli, ["plot", str(src), "--out", str(out), "--format", "svg",
+                                 "--force"])
+    assert result.exit_code == 0, result.output
+    assert "<svg" in (out / "fig4_val_acc.svg").read_text()

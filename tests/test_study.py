@@ -215,6 +215,8 @@ def test_plot_dispatches_on_the_csv_kind(tmp_path):
     text = path.read_text()
     path.write_text(text[: text.rindex("\n", 0, len(text) - 1) - 5] + "\n")
     result = run_cli("plot", str(path), "--out", str(out))
+    assert result.exit_code == 1 and "lr_batch_final_acc.png exists" in result.output
+    result = run_cli("plot", str(path), "--out", str(out), "--force")
     assert result.exit_code == 1 and "wrong number of fields" in result.output
 
 

@@ -54,11 +54,13 @@ GD, MOMENTUM, ADAM = 0, 1, 2
 #: Buffers of the safeguarded loop. Activation layout: the latents before a step (xb),
 #: optimizer moments m1, m2 and their copies m1b, m2b. Per row (batch,): loss, energy at
 #: the last accepted state, energy after the step, step factor
-#: ``scale``, ``stop`` step (-1 running) and rejected-step count. ``gammas`` (N+1,):
-#: per-latent base steps (index 1..L). ``active`` (chunks,): rows still running per chunk.
+#: ``scale``, ``stop`` step (-1 running) and rejected-step count. ``row_sq`` (N+1, batch):
+#: ||e_l[b]||^2 of the hidden errors (rows 1..L), computed where an error is computed.
+#: ``gammas`` (N+1,): per-latent base steps (index 1..L). ``active`` (chunks,): rows still
+#: running per chunk.
 SafeState = namedtuple("SafeState", ["xb", "m1", "m2", "m1b", "m2b", "row_loss", "energy",
-                                     "energy_new", "scale", "stop", "rejects", "gammas",
-                                     "active"])
+                                     "energy_new", "scale", "stop", "rejects", "row_sq",
+                                     "gammas", "active"])
 #: optimizer code, safeguard flag, relative energy tolerance of the stop (< 0: never stop),
 #: beta1, beta2, eps of the latent optimizer, smallest step factor before a row stops.
 SafeOpts = namedtuple("SafeOpts", ["optimizer", "safeguard", "rtol", "beta1", "beta2", "eps",
@@ -77,9 +79,12 @@ def _predict_rows(l, t, r0, r1, chunk, net, data, st, opts, sg, force):
     sizes = net.sizes
     info = st.info[chunk]
     e = _rows(st.e, sizes, batch, l + 1, r0, r1)
-    if l + 1 == sizes.shape[0] - 1 and fresh:
-        _row_losses(_rows(st.pred, sizes, batch, l + 1, r0, r1), e, data.labels, r0,
-                    net.loss_code, sg.row_loss)
+    if l + 1 == sizes.shape[0] - 1:
+        if fresh:
+            _row_losses(_rows(st.pred, sizes, batch, l + 1, r0, r1), e, data.labels, r0,
+                        net.loss_code, sg.row_loss)
+    elif fresh or info[I_XCHANGED, l + 1] != 0:  # e_{l+1} was recomputed (as in
+        _row_squares(e, r0, sg.row_sq[l + 1])     # _predict_errors), while in cache
     # once nonzero, a layer is treated as nonzero (never skipped) for the rest of the call
     if info[I_NONZERO, l + 1] == 0 and _count_nonzero(e) > 0:
         info[I_NONZERO, l + 1] = 1
@@ -109,32 +114,37 @@ def _row_losses(out, e, labels, r0, code, row_loss):
 
 
 @jit
-def _row_energies(r0, r1, net, st, pis, sg, out):
-    """out[b] = sum_l pi_l/2 ||e_l[b]||^2 + pi_N loss_b for rows r0:r1 (eq. 3.8, per sample)."""
-    batch = sg.row_loss.shape[0]
-    sizes = net.sizes
-    n_layers = sizes.shape[0] - 1
-    for i in range(r0, r1):
-        out[i] = pis[n_layers] * sg.row_loss[i]
-    for l in range(1, n_layers):
-        e = _layer(st.e, sizes, batch, l)
-        half_pi = 0.5 * pis[l]
-        for i in range(r0, r1):
-            s = 0.0
-            for j in range(e.shape[1]):
-                v = np.float64(e[i, j])
-                s += v * v
-            out[i] += half_pi * s
+def _row_squares(e, r0, out):
+    """out[r0 + k] = ||row k of e||^2, accumulated in float64."""
+    for k in range(e.shape[0]):
+        s = 0.0
+        for j in range(e.shape[1]):
+            v = np.float64(e[k, j])
+            s += v * v
+        out[r0 + k] = s
 
 
 @jit
-def _flat_rows(buf, sizes, batch, l, r0, r1):
-    """Rows r0:r1 of layer l of an activation-shaped buffer as one contiguous 1-D view."""
-    off = 0
-    for k in range(1, l):
-        off += batch * sizes[k]
-    n = sizes[l]
-    return buf[off + r0 * n:off + r1 * n]
+def _all_row_squares(r0, r1, net, st, sg):
+    """sg.row_sq[l, r0:r1] for every hidden error l = 1..L."""
+    batch = sg.row_loss.shape[0]
+    sizes = net.sizes
+    for l in range(1, sizes.shape[0] - 1):
+        _row_squares(_rows(st.e, sizes, batch, l, r0, r1), r0, sg.row_sq[l])
+
+
+@jit
+def _row_energies(r0, r1, net, pis, sg, out):
+    """out[b] = sum_l pi_l/2 ||e_l[b]||^2 + pi_N loss_b for rows r0:r1 (eq. 3.8, per
+    sample), from the squared row norms ``sg.row_sq`` kept up to date by the predictions."""
+    n_layers = net.sizes.shape[0] - 1
+    for i in range(r0, r1):
+        out[i] = pis[n_layers] * sg.row_loss[i]
+    for l in range(1, n_layers):
+        half_pi = 0.5 * pis[l]
+        sq = sg.row_sq[l]
+        for i in range(r0, r1):
+            out[i] += half_pi * sq[i]
 
 
 @jit
@@ -189,21 +199,19 @@ def _update_layer(l, t, r0, r1, chunk, net, st, opts, sg, so):
     k = t + 1
     inv_bc1 = ty(1.0 / (1.0 - so.beta1 ** k))
     inv_bc2 = ty(1.0 / (1.0 - so.beta2 ** k))
-    if so.safeguard:
-        # the copies a rejected step is undone from (see _restore_row); one contiguous
-        # block per layer, stopped rows included (they do not change)
-        _flat_rows(sg.xb, sizes, batch, l, r0, r1)[:] = _flat_rows(st.x, sizes, batch, l,
-                                                                   r0, r1)
-        if so.optimizer == ADAM:
-            _flat_rows(sg.m1b, sizes, batch, l, r0, r1)[:] = _flat_rows(sg.m1, sizes, batch,
-                                                                        l, r0, r1)
-            _flat_rows(sg.m2b, sizes, batch, l, r0, r1)[:] = _flat_rows(sg.m2, sizes, batch,
-                                                                        l, r0, r1)
+    xb = _rows(sg.xb, sizes, batch, l, r0, r1)
     n = x.shape[1]
     for r in range(r1 - r0):
-        if sg.stop[r0 + r] >= 0:
+        if sg.stop[r0 + r] >= 0:  # (a stopped row is never restored, so not copied)
             continue
         s = ty(sg.gammas[l] * sg.scale[r0 + r])
+        if so.safeguard:
+            # the copies a rejected step is undone from (see _restore_row), taken row by
+            # row as the row is read for the update
+            xb[r] = x[r]
+            if so.optimizer == ADAM:
+                _rows(sg.m1b, sizes, batch, l, r0, r1)[r] = m1[r]
+                _rows(sg.m2b, sizes, batch, l, r0, r1)[r] = m2[r]
         if so.optimizer == GD:
             for j in range(n):
                 x[r, j] -= s * (pi * e[r, j] - v[r, j])
@@ -229,7 +237,7 @@ def _accept_rows(t, r0, r1, chunk, net, st, opts, sg, so):
     Sets the number of rows of the chunk still running and returns the number of rows
     whose step was undone (their predictions must then be recomputed).
     """
-    _row_energies(r0, r1, net, st, opts.pis, sg, sg.energy_new)
+    _row_energies(r0, r1, net, opts.pis, sg, sg.energy_new)
     active = 0
     rejected = 0
     for i in range(r0, r1):
@@ -282,7 +290,7 @@ def _safe_reset_rows(r0, r1, chunk, net, data, st, opts, sg):
     weights (after the initialisation, or after a weight step of iPC); moments kept."""
     for l in range(net.sizes.shape[0] - 1):
         _predict_rows(l, 0, r0, r1, chunk, net, data, st, opts, sg, True)
-    _row_energies(r0, r1, net, st, opts.pis, sg, sg.energy)
+    _row_energies(r0, r1, net, opts.pis, sg, sg.energy)
     active = 0
     for i in range(r0, r1):
         active += sg.stop[i] < 0
@@ -306,7 +314,8 @@ def _safe_init_rows(r0, r1, chunk, net, data, st, opts, sg):
     _row_losses(_rows(st.pred, sizes, batch, n_layers, r0, r1),
                 _rows(st.e, sizes, batch, n_layers, r0, r1), data.labels, r0, net.loss_code,
                 sg.row_loss)
-    _row_energies(r0, r1, net, st, opts.pis, sg, sg.energy)
+    _all_row_squares(r0, r1, net, st, sg)
+    _row_energies(r0, r1, net, opts.pis, sg, sg.energy)
     sg.active[chunk] = r1 - r0
 
 
