@@ -6,12 +6,13 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .backprop import backprop_into
+from .gpc import GenerativePC, GPCRunner
 from .kernels.network import _layer_cosines
 from .kernels.optim import _adam_step, _sgd_step
 from .pc import (DEFAULT_ENERGY_TOL, ENERGY_DESCENT, VARIANTS, PCRunner,
                  default_step_size)
 
-ALGORITHMS = ("bp",) + VARIANTS
+ALGORITHMS = ("bp",) + VARIANTS + ("gpc",)
 OPTIMIZERS = ("sgd", "adam")
 
 
@@ -210,7 +211,14 @@ class GradientFn:
             raise ValueError(f"unknown algorithm {algo!r}; choose from {', '.join(ALGORITHMS)}")
         self.net, self.algo = net, algo
         self.runner = None
-        if algo != "bp":
+        if (algo == "gpc") != isinstance(net, GenerativePC):
+            raise ValueError("algo 'gpc' trains a pckernels.GenerativePC and a "
+                             "GenerativePC trains only with algo 'gpc'")
+        if algo == "gpc":
+            pc = pc or PCSettings()
+            self.runner = GPCRunner(net, pc.steps, pc.step_size, pc.energy_tol)
+            self.settings = self.runner
+        elif algo != "bp":
             s = (pc or PCSettings()).resolved(algo, net.n_layers - 1)
             self.settings = s
             self.runner = s.runner(net, algo)
@@ -380,8 +388,10 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
     net : MLP
     X_train : array of shape (n, n_0); y_train : array of shape (n,)
     X_val, y_val, X_test, y_test : optional evaluation sets (accuracy per epoch)
-    algo : {"bp", "vpc", "scaled", "fpa", "zil", "ipc"}
-        ipc applies the optimizer step after every inference step (T per batch).
+    algo : {"bp", "vpc", "scaled", "fpa", "zil", "ipc", "gpc"}
+        ipc applies the optimizer step after every inference step (T per batch). gpc
+        trains a :class:`pckernels.gpc.GenerativePC` (``net``), whose inference settings
+        ``pc.steps``, ``pc.step_size`` and ``pc.energy_tol`` replace its own when given.
     pc : PCSettings, optional
     cosine : bool
         Also compute backprop's gradient at the same weights for every batch and record the
@@ -426,6 +436,8 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
                          f"{start_epoch}")
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size}")
+    if cosine and algo == "gpc":
+        raise ValueError("cosine compares with backprop's gradient of an MLP; gpc has none")
     X_train = net.check_input(X_train)
     n = X_train.shape[0]
     labels_all, targets_all = net.check_targets(y_train, n)
