@@ -618,3 +618,66 @@ class GPCRunner:
         self.stats = {"steps_run": result.steps_run, "rejected": result.rejected,
                       "layer_energy": result.layer_energy, "layer_step": result.layer_step}
         return loss, result
+
+
+def generation_grid(model, path, samples=8, noise=0.1, seed=0, image_shape=None):
+    """Write a labelled grid of generated images: one row per class, ``samples`` columns.
+
+    Column 0 is the noiseless top-down prediction (the MAP image given the label); the
+    other columns sample the hidden latents ancestrally with ``noise`` (see
+    :meth:`GenerativePC.generate`), each column with its own draw.
+
+    Parameters
+    ----------
+    model : GenerativePC
+    path : str
+        Image file; the format follows the extension (png, svg, pdf, ...).
+    samples : int
+        Images per class (>= 1).
+    noise : float
+        Standard deviation of the hidden-latent noise of columns 1.. (>= 0).
+    image_shape : (height, width), optional
+        Default: square ``sqrt(n_0)`` (8x8 digits, 28x28 MNIST).
+
+    Raises
+    ------
+    ImportError
+        Without matplotlib.
+    ValueError
+        For a non-square image without ``image_shape``, or invalid arguments.
+    """
+    from .plot import _pyplot
+    if isinstance(samples, bool) or int(samples) != samples or samples < 1:
+        raise ValueError(f"samples must be an integer >= 1, got {samples}")
+    n = int(model.sizes[0])
+    if image_shape is None:
+        side = int(round(np.sqrt(n)))
+        if side * side != n:
+            raise ValueError(f"the model's {n} image values do not form a square image")
+        image_shape = (side, side)
+    C = model.n_classes
+    columns = [model.generate(np.arange(C), 0.0)]
+    columns += [model.generate(np.arange(C), noise, seed=seed + j) for j in range(1,
+                                                                            int(samples))]
+    plt = _pyplot()
+    fig, axes = plt.subplots(C, int(samples), figsize=(0.9 * samples + 0.8, 0.9 * C + 0.6),
+                             squeeze=False)
+    for c in range(C):
+        for j, images in enumerate(columns):
+            ax = axes[c][j]
+            ax.imshow(np.clip(images[c].reshape(image_shape), 0, 1), cmap="gray_r",
+                      vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j == 0:
+                ax.set_ylabel(f"class {c}", rotation=0, ha="right", va="center")
+    axes[0][0].set_title("MAP", fontsize=9)
+    for j in range(1, int(samples)):
+        axes[0][j].set_title(f"noise {j}", fontsize=9)
+    fig.suptitle(f"generative PC ({model.label_energy} label energy): label clamped, "
+                 f"hidden noise {noise:g}", fontsize=10)
+    fig.tight_layout()
+    try:
+        fig.savefig(path, dpi=100)
+    finally:
+        plt.close(fig)
