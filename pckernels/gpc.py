@@ -38,6 +38,8 @@ _GRAD_BOUND = {"identity": 1.0, "tanh": 1.0, "relu": 1.0, "leaky_relu": 1.0, "si
 MIN_SCALE = 2.0 ** -20
 #: Power iterations for ||W_l||_2: on the first call, then per call (warm start).
 POWER_ITERS_FIRST, POWER_ITERS = 30, 2
+#: Weight of the old value in the moving average of the label codes, per batch.
+CODE_MOMENTUM = 0.9
 #: Rows per inference chunk in predict / forward (bounds the memory of the states).
 CHUNK = 1024
 FORMAT = "pckernels-gpc-1"
@@ -140,6 +142,9 @@ class GenerativePC:
         self.weights, self.biases = self.generator.weights, self.generator.biases
         self.multipliers = None
         self._power_vecs = None
+        #: label_codes[c]: moving average of the label node x_0 that training inference
+        #: found for class c (starts at the one-hot); generation clamps x_0 to it.
+        self.label_codes = np.eye(self.n_classes)
 
     def set_inference(self, label_precision=None, steps=None, step_size=None,
                       energy_tol=None):
@@ -486,11 +491,23 @@ class GenerativePC:
         """Predicted class (argmax of the inferred label node) per row of X, shape (batch,)."""
         return np.argmax(self.label_node(X), axis=1)
 
-    def generate(self, labels, noise=0.0, seed=0):
+    def update_label_codes(self, x0, labels):
+        """Move ``label_codes[c]`` towards the mean of the rows of x0 (B, n_classes) of
+        class c: an exponential moving average, weight :data:`CODE_MOMENTUM` per batch."""
+        for c in np.unique(labels):
+            mean = np.asarray(x0[labels == c], dtype=np.float64).mean(axis=0)
+            self.label_codes[c] += (1.0 - CODE_MOMENTUM) * (mean - self.label_codes[c])
+
+    def generate(self, labels, noise=0.0, seed=0, label_node="mean"):
         """Images generated for ``labels``: shape (len(labels), n_0).
 
-        The label node is clamped to onehot(label) and the image is the top-down
-        prediction. With the image free, the hidden latents' MAP given the label is that
+        The label node is clamped (``label_node="mean"``) to ``label_codes[label]``, the
+        value training inference gave it for that class on average, or (``"onehot"``) to
+        onehot(label). The one-hot is the Gaussian label energy's minimum, and training
+        leaves the Gaussian codes near it; the categorical energy has no finite minimum
+        (the cross-entropy keeps widening the margin), its codes sit far from the one-hot
+        (about +4 / -0.4 on digits), and the one-hot gives one blurred average image
+        for every class. The image is then the top-down prediction. With the image free, the hidden latents' MAP given the label is that
         top-down pass (every error can be zero), so inference has nothing to do;
         ``noise > 0`` instead samples the hidden latents ancestrally,
         ``x_{l+1} = g_l(x_l W_l + b_l) + noise * N(0, I)`` (unit variance is ``noise=1``),
@@ -499,8 +516,12 @@ class GenerativePC:
         labels, _ = self.check_targets(np.asarray(labels), len(labels))
         if not (np.isfinite(noise) and noise >= 0):
             raise ValueError(f"noise must be a finite number >= 0, got {noise}")
+        if label_node not in ("mean", "onehot"):
+            raise ValueError(f"label_node must be 'mean' or 'onehot', got {label_node!r}")
         rng = np.random.default_rng(seed)
-        return self._top_down(self._onehot(labels), noise, rng)[1]
+        x0 = self._onehot(labels) if label_node == "onehot" else \
+            self.label_codes[labels].astype(self.dtype)
+        return self._top_down(x0, noise, rng)[1]
 
     # -- persistence ---------------------------------------------------------------------
 
@@ -511,14 +532,22 @@ class GenerativePC:
                 "loss": self.loss, "dtype": str(self.dtype), "seed": self.seed,
                 "init": self.init, "gain": self.gain,
                 "label_precision": self.label_precision, "steps": self.steps,
-                "step_size": self.step_size, "energy_tol": self.energy_tol}
+                "step_size": self.step_size, "energy_tol": self.energy_tol,
+                "label_codes": self.label_codes.tolist()}
 
     @classmethod
     def from_config(cls, config):
         """A model built from :meth:`config` (parameters freshly initialised)."""
         keys = ("activation", "label_energy", "dtype", "seed", "init", "gain",
                 "label_precision", "steps", "step_size", "energy_tol")
-        return cls(config["sizes"], **{k: config[k] for k in keys if k in config})
+        model = cls(config["sizes"], **{k: config[k] for k in keys if k in config})
+        if "label_codes" in config:
+            codes = np.asarray(config["label_codes"], dtype=np.float64)
+            if codes.shape != model.label_codes.shape or not np.isfinite(codes).all():
+                raise ValueError(f"label_codes must be finite with shape "
+                                 f"{model.label_codes.shape}")
+            model.label_codes[...] = codes
+        return model
 
     def __getstate__(self):
         return {"config": self.config(), "params": self.params}
@@ -615,12 +644,14 @@ class GPCRunner:
         """Returns ``(mean energy after inference, GPCInference)``."""
         loss, result = self.net.train_gradient(X, labels, grad)
         self.energy_rose = bool(np.any(result.energy > result.energy_start))
+        self.net.update_label_codes(result.states[0], labels)
         self.stats = {"steps_run": result.steps_run, "rejected": result.rejected,
                       "layer_energy": result.layer_energy, "layer_step": result.layer_step}
         return loss, result
 
 
-def generation_grid(model, path, samples=8, noise=0.1, seed=0, image_shape=None):
+def generation_grid(model, path, samples=8, noise=0.1, seed=0, image_shape=None,
+                    label_node="mean"):
     """Write a labelled grid of generated images: one row per class, ``samples`` columns.
 
     Column 0 is the noiseless top-down prediction (the MAP image given the label); the
@@ -638,6 +669,8 @@ def generation_grid(model, path, samples=8, noise=0.1, seed=0, image_shape=None)
         Standard deviation of the hidden-latent noise of columns 1.. (>= 0).
     image_shape : (height, width), optional
         Default: square ``sqrt(n_0)`` (8x8 digits, 28x28 MNIST).
+    label_node : {"mean", "onehot"}
+        What the label node is clamped to (:meth:`GenerativePC.generate`).
 
     Raises
     ------
@@ -656,9 +689,9 @@ def generation_grid(model, path, samples=8, noise=0.1, seed=0, image_shape=None)
             raise ValueError(f"the model's {n} image values do not form a square image")
         image_shape = (side, side)
     C = model.n_classes
-    columns = [model.generate(np.arange(C), 0.0)]
-    columns += [model.generate(np.arange(C), noise, seed=seed + j) for j in range(1,
-                                                                            int(samples))]
+    columns = [model.generate(np.arange(C), 0.0, label_node=label_node)]
+    columns += [model.generate(np.arange(C), noise, seed=seed + j, label_node=label_node)
+                for j in range(1, int(samples))]
     plt = _pyplot()
     fig, axes = plt.subplots(C, int(samples), figsize=(0.9 * samples + 0.8, 0.9 * C + 0.6),
                              squeeze=False)
@@ -671,11 +704,12 @@ def generation_grid(model, path, samples=8, noise=0.1, seed=0, image_shape=None)
             ax.set_yticks([])
             if j == 0:
                 ax.set_ylabel(f"class {c}", rotation=0, ha="right", va="center")
-    axes[0][0].set_title("MAP", fontsize=9)
+    axes[0][0].set_title("no noise", fontsize=9)
     for j in range(1, int(samples)):
         axes[0][j].set_title(f"noise {j}", fontsize=9)
-    fig.suptitle(f"generative PC ({model.label_energy} label energy): label clamped, "
-                 f"hidden noise {noise:g}", fontsize=10)
+    node = "its mean class value" if label_node == "mean" else "the one-hot"
+    fig.suptitle(f"generative PC ({model.label_energy} label energy): label node clamped "
+                 f"to {node}, hidden noise {noise:g}", fontsize=10)
     fig.tight_layout()
     try:
         fig.savefig(path, dpi=100)

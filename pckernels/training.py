@@ -12,7 +12,10 @@ from .kernels.optim import _adam_step, _sgd_step
 from .pc import (DEFAULT_ENERGY_TOL, ENERGY_DESCENT, VARIANTS, PCRunner,
                  default_step_size)
 
-ALGORITHMS = ("bp",) + VARIANTS + ("gpc",)
+#: Algorithms that train an MLP (what sweeps and benchmarks vary).
+MLP_ALGORITHMS = ("bp",) + VARIANTS
+#: Every algorithm of :func:`train`; ``gpc`` trains a :class:`pckernels.GenerativePC`.
+ALGORITHMS = MLP_ALGORITHMS + ("gpc",)
 OPTIMIZERS = ("sgd", "adam")
 
 

@@ -86,19 +86,25 @@ def test_classifies_digits_well_above_chance(digits, label_energy):
              optimizer="adam", lr=0.003, seed=0)
     accuracy = np.mean(net.predict(digits.X_test) == digits.y_test)
     assert accuracy > 0.5, accuracy  # chance is 0.1
+    # the label codes generation clamps to: each class's own unit is the largest
+    assert np.array_equal(np.argmax(net.label_codes, axis=1), np.arange(10))
+    assert not np.allclose(net.label_codes, np.eye(10))
 
 
 def test_save_load_and_generate(tmp_path, rng):
     net = tiny("categorical")
     net.params[...] = rng.standard_normal(net.params.size)
+    net.label_codes[...] = rng.standard_normal(net.label_codes.shape)
     net.save(tmp_path / "m.npz")
     back = GenerativePC.load(tmp_path / "m.npz")
     assert back.config() == net.config()
     np.testing.assert_array_equal(back.params, net.params)
+    np.testing.assert_array_equal(back.label_codes, net.label_codes)
     X, _ = batch(rng)
     np.testing.assert_allclose(back.forward(X), net.forward(X))
     images = net.generate([0, 1, 2, 2])
     assert images.shape == (4, 6)
+    assert not np.allclose(images, net.generate([0, 1, 2, 2], label_node="onehot"))
     np.testing.assert_array_equal(images[2], images[3])  # no noise: the MAP image
     noisy = net.generate([2, 2], noise=0.3)
     assert not np.allclose(noisy[0], noisy[1])
