@@ -421,7 +421,8 @@ class GenerativePC:
         F, terms, cache = self._energy(states, X, target)
         F_start = F.copy()
         record = [F.copy()] if trace else None
-        gamma = self.curvature_steps()
+        layer_step = self.curvature_steps()
+        gamma = layer_step.astype(self.dtype)  # a float64 factor would promote the states
         scale = np.ones(B)
         active = np.ones(B, dtype=bool)
         rejected, steps_run = 0, 0
@@ -451,16 +452,17 @@ class GenerativePC:
             active &= ~(ok & small) & (scale >= MIN_SCALE)
             if trace:
                 record.append(F.copy())
-        self._last_cache = cache
-        return GPCInference(states, F, F_start, record, steps_run, rejected,
-                            terms.sum(axis=0), gamma)
+        result = GPCInference(states, F, F_start, record, steps_run, rejected,
+                              terms.sum(axis=0), layer_step)
+        result._cache = cache  # predictions and errors at the final states
+        return result
 
     def train_gradient(self, X, labels, grad):
         """Infer with image and label clamped, then write the weight gradient dF/dtheta
         (batch mean) into ``grad``; returns ``(mean energy after inference, GPCInference)``.
         """
         result = self.infer(X, labels)
-        self._weight_grad(result.states, self._deltas(self._last_cache), grad)
+        self._weight_grad(result.states, self._deltas(result._cache), grad)
         return float(np.mean(result.energy)), result
 
     # -- classification and generation -----------------------------------------------

@@ -91,6 +91,15 @@ def test_classifies_digits_well_above_chance(digits, label_energy):
     assert not np.allclose(net.label_codes, np.eye(10))
 
 
+def test_float32_inference_stays_float32(rng):
+    net = GenerativePC([6, 5, 3], dtype="float32")
+    X, y = batch(rng)
+    for labels in (y, None):
+        result = net.infer(X, labels, steps=3)
+        assert [s.dtype for s in result.states] == [np.float32, np.float32]
+    assert net.generate([0, 1], noise=0.1).dtype == np.float32
+
+
 def test_save_load_and_generate(tmp_path, rng):
     net = tiny("categorical")
     net.params[...] = rng.standard_normal(net.params.size)
