@@ -475,8 +475,9 @@ default "relu"
     algorithm : {"bp", "vpc", "scaled", "fpa", "zil", "ipc", "gpc"}, default "bp"
         How the per-batch update is computed (docs/algorithms.md). ``gpc`` (classifier
         only) trains a generative PC model, :class:`pckernels.GenerativePC`, instead of an
-        MLP: ``net_`` is then that model, ``predict`` infers its label node, and
-        ``predict_proba`` is the softmax of that node.
+        MLP: ``net_`` is then that model, ``predict`` infers its label node,
+        ``predict_proba`` is the softmax of that node, and ``coefs_`` are the generator's
+        weights, from the label down to the image.
     steps : int, optional
         Inference steps T of a PC algorithm; default L.
     step_size : float, optional
