@@ -509,8 +509,9 @@ class GenerativePC:
         leaves the Gaussian codes near it; the categorical energy has no finite minimum
         (the cross-entropy keeps widening the margin), its codes sit far from the one-hot
         (about +4 / -0.4 on digits), and the one-hot gives one blurred average image
-        for every class. The image is then the top-down prediction. With the image free, the hidden latents' MAP given the label is that
-        top-down pass (every error can be zero), so inference has nothing to do;
+        for every class. The image is then the top-down prediction. With the image free,
+        the hidden latents' MAP given the label is that top-down pass (every error can be
+        zero), so inference has nothing to do;
         ``noise > 0`` instead samples the hidden latents ancestrally,
         ``x_{l+1} = g_l(x_l W_l + b_l) + noise * N(0, I)`` (unit variance is ``noise=1``),
         and returns the image's mean given them.
@@ -695,7 +696,8 @@ def generation_grid(model, path, samples=8, noise=0.1, seed=0, image_shape=None,
     columns += [model.generate(np.arange(C), noise, seed=seed + j, label_node=label_node)
                 for j in range(1, int(samples))]
     plt = _pyplot()
-    fig, axes = plt.subplots(C, int(samples), figsize=(0.9 * samples + 0.8, 0.9 * C + 0.6),
+    width = max(0.9 * samples + 0.8, 4.2)  # room for the two-line title
+    fig, axes = plt.subplots(C, int(samples), figsize=(width, 0.9 * C + 0.8),
                              squeeze=False)
     for c in range(C):
         for j, images in enumerate(columns):
@@ -709,9 +711,9 @@ def generation_grid(model, path, samples=8, noise=0.1, seed=0, image_shape=None,
     axes[0][0].set_title("no noise", fontsize=9)
     for j in range(1, int(samples)):
         axes[0][j].set_title(f"noise {j}", fontsize=9)
-    node = "its mean class value" if label_node == "mean" else "the one-hot"
-    fig.suptitle(f"generative PC ({model.label_energy} label energy): label node clamped "
-                 f"to {node}, hidden noise {noise:g}", fontsize=10)
+    node = "its class mean" if label_node == "mean" else "the one-hot"
+    fig.suptitle(f"generative PC, {model.label_energy} label energy\nlabel node clamped to "
+                 f"{node}, hidden noise {noise:g}", fontsize=9)
     fig.tight_layout()
     try:
         fig.savefig(path, dpi=100)
