@@ -106,6 +106,19 @@ ENTRIES = (
           quick=tuple(("pck", "train", "--algo", a, "--feedback", f, "--cosine", "--epochs", "1",
                        "--hidden", "16x2", "--json", f"{{work}}/feedback-{a}-{f}.json")
                       for a in ("bp", "vpc") for f in ("fa", "kp"))),
+    Entry("gpc", "generative PC classifier, gaussian and categorical label energy",
+          ("| dataset, model | gaussian | categorical |",),
+          full=tuple(("pck", "train", "--algo", "gpc", "--optimizer", "adam", "--lr", "0.001",
+                      "--label-energy", e, *args)
+                     for args in (("--epochs", "20", "--batch-size", "32"),
+                                  ("--dataset", "fashion-mnist", "--hidden", "64", "--epochs",
+                                   "3", "--steps", "10", "--val-fraction", "0.05"),
+                                  ("--dataset", "fashion-mnist", "--hidden", "128", "--epochs",
+                                   "4", "--steps", "20", "--val-fraction", "0.05"))
+                     for e in ("gaussian", "categorical")),
+          quick=tuple(("pck", "train", "--algo", "gpc", "--optimizer", "adam", "--lr", "0.001",
+                       "--label-energy", e, "--epochs", "1", "--hidden", "16")
+                      for e in ("gaussian", "categorical"))),
     Entry("step-rule-table", "vpc fixed step vs the auto rule, by width (digits)",
           ("| width | fixed: final / best test acc |",),
           full=(("python", "-m", "pckernels_bench.step_rule", "table", "--widths",

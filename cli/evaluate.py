@@ -7,6 +7,7 @@ import numpy as np
 
 from pckernels.data import DataError, load_dataset
 from pckernels.evaluation import evaluate, load_inputs, predict
+from pckernels.gpc import GenerativePC, is_gpc_file
 from pckernels.io import atomic_write, atomic_write_json
 from pckernels.model import MLP
 
@@ -14,9 +15,10 @@ from .common import check_writable, count, data_options, download_allowed
 
 
 def load_model(path):
-    """The network saved at ``path``, or a one-line error (exit 1) naming the file."""
+    """The network saved at ``path`` (an MLP or a generative PC model), or a one-line
+    error (exit 1) naming the file."""
     try:
-        return MLP.load(path)
+        return GenerativePC.load(path) if is_gpc_file(path) else MLP.load(path)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -69,7 +71,8 @@ def eval_cmd(model, dataset, data_dir, split, json_path):
     if json_path == "-":
         click.echo(json.dumps(summary, indent=2))
         return
-    click.echo(f"{ds.name} {split} set, {count(result.n_samples, 'sample')}, MLP "
+    kind = "MLP" if isinstance(net, MLP) else f"generative PC ({net.label_energy} label)"
+    click.echo(f"{ds.name} {split} set, {count(result.n_samples, 'sample')}, {kind} "
                f"{'-'.join(map(str, net.sizes))} {net.activation} ({net.loss}):")
     click.echo(f"accuracy {result.accuracy:.4f}  loss {result.loss:.4f}")
     click.echo("confusion matrix (rows: true class, columns: predicted class):")

@@ -20,6 +20,7 @@ try:  # Ctrl-C during the (slow) imports: one line, not a traceback from deep in
     from pckernels.training import (DivergenceError, History, Optimizer, PCSettings,
                                     default_lr, train)
 
+    from .gpc import label_energy_option, train_gpc, warn_label_energy
     from .common import (check_writable, count, data_options, download_allowed,
                          feedback_option, finite, is_tty, memory_option, model_options,
                          optimizer_options, parse_hidden, pc_options, seed_range, split_init,
@@ -40,6 +41,7 @@ class LazyGroup(click.Group):
         "bench": ("pckernels_cli.bench", "bench"),
         "complexity": ("pckernels_cli.bench", "complexity"),
         "eval": ("pckernels_cli.evaluate", "eval_cmd"),
+        "generate": ("pckernels_cli.gpc", "generate"),
         "predict": ("pckernels_cli.evaluate", "predict_cmd"),
         "study": ("pckernels_cli.study", "study"),
         "sweep": ("pckernels_cli.sweep", "sweep"),
@@ -138,6 +140,7 @@ def _row(cells, widths):
                    "energy safeguard rejected, batches whose energy rose).")
 @memory_option
 @resume_option
+@label_energy_option
 def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init, gain, param,
               algo, steps, step_size, step_rule, latent_optimizer, energy_tol,
               precision_ratio, pc_init, schedule, no_skip, tol, optimizer, lr, momentum,
@@ -146,9 +149,13 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
     """Train an MLP with backprop or a predictive-coding variant.
 
     With no options: a 64x2 tanh MLP trained by backprop on scikit-learn's digits.
+    --algo gpc trains a generative PC model instead (label at the top, see pck generate).
     """
     bp = algo == "bp"
     ctx = click.get_current_context()
+    if algo == "gpc":
+        return train_gpc(ctx)
+    warn_label_energy(ctx)
     if ctx.get_parameter_source("lr") is click.core.ParameterSource.DEFAULT:
         lr = ctx.params["lr"] = default_lr(algo, lr, optimizer)  # saved with --save
     init, pc_init, latent_given = split_init(ctx, init, pc_init)

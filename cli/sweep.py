@@ -7,7 +7,7 @@ import click
 
 from pckernels.kernels import ACTIVATIONS, LOSSES
 from pckernels.model import DTYPES, WEIGHT_INITS, check_init
-from pckernels.training import ALGORITHMS
+from pckernels.training import MLP_ALGORITHMS as ALGORITHMS
 
 from .common import (RenamedOption, check_writable_dir, count, data_options, echo_err,
                      gain_option, init_option, is_tty, memory_option, optimizer_options,

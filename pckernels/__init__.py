@@ -1,7 +1,8 @@
 """pckernels: backpropagation and predictive coding on the CPU with hand-written Numba kernels.
 
 The public API: :class:`MLP`, :func:`backprop`, :func:`pc_infer`, :func:`train`,
-:class:`PCClassifier`, :class:`PCRegressor`, :func:`load_dataset`.
+:class:`PCClassifier`, :class:`PCRegressor`, :func:`load_dataset`,
+:class:`GenerativePC` (the generative PC classifier, ``algo="gpc"``).
 """
 __version__ = "0.1.0"
 
@@ -14,9 +15,10 @@ __all__ = ["MLP", "backprop", "GradientResult", "set_threads", "get_threads", "_
 from .pc import pc_infer, PCResult, PCTrace, VARIANTS
 from .training import train, History, PCSettings, DivergenceError
 from .data import load_dataset, Dataset, DataError
+from .gpc import GenerativePC
 
 __all__ += ["pc_infer", "PCResult", "PCTrace", "VARIANTS", "train", "History", "PCSettings",
-            "DivergenceError", "load_dataset", "Dataset", "DataError"]
+            "DivergenceError", "load_dataset", "Dataset", "DataError", "GenerativePC"]
 
 __all__ += ["PCClassifier", "PCRegressor"]
 

@@ -20,6 +20,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .feedback import check_feedback
 from .kernels.activations import ACTIVATIONS
+from .gpc import LABEL_ENERGIES, GenerativePC
 from .model import MLP, check_init
 from .training import ALGORITHMS, OPTIMIZERS, BatchUpdate, PCSettings, default_lr, train
 
@@ -86,7 +87,7 @@ class _BaseMLP(BaseEstimator):
                  n_iter_no_change=10, algorithm="bp", steps=None, step_size=None,
                  precision_ratio=1.0, dtype="float32", init="pytorch", param="standard",
                  gain=None, step_rule=None, latent_optimizer="gd", hidden=None, lr=None,
-                 epochs=None, optimizer=None, feedback="symmetric"):
+                 epochs=None, optimizer=None, feedback="symmetric", label_energy="gaussian"):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -118,6 +119,7 @@ class _BaseMLP(BaseEstimator):
         self.epochs = epochs
         self.optimizer = optimizer
         self.feedback = feedback
+        self.label_energy = label_energy
 
     # -- parameters --------------------------------------------------------------------
 
@@ -239,6 +241,9 @@ class _BaseMLP(BaseEstimator):
     # -- fitting -------------------------------------------------------------------------
 
     def _new_network(self, n_inputs, n_outputs, s, rng):
+        if self.algorithm == "gpc":
+            self._new_gpc(n_inputs, n_outputs, s, rng)
+            return
         self.net_ = MLP([n_inputs] + s["hidden"] + [n_outputs], activation=s["activation"],
                         loss=self._loss, dtype=self.dtype,
                         seed=int(rng.randint(_INT32_MAX)), init=self.init,
@@ -246,6 +251,23 @@ class _BaseMLP(BaseEstimator):
         self.n_outputs_ = n_outputs
         self.n_layers_ = len(s["hidden"]) + 2
         self.out_activation_ = "softmax" if self._loss == "nll" else "identity"
+
+    def _new_gpc(self, n_inputs, n_outputs, s, rng):
+        """algorithm="gpc": a :class:`pckernels.GenerativePC` (label at the top)."""
+        if self._loss != "nll":
+            raise ValueError("algorithm 'gpc' is a classifier; use PCClassifier")
+        if self.param != "standard":
+            raise ValueError(f"param {self.param!r} does not apply to algorithm 'gpc'")
+        if self.label_energy not in LABEL_ENERGIES:
+            raise ValueError(f"label_energy must be one of {', '.join(LABEL_ENERGIES)}, got "
+                             f"{self.label_energy!r}")
+        self.net_ = GenerativePC([n_inputs] + s["hidden"] + [n_outputs],
+                                 activation=s["activation"], label_energy=self.label_energy,
+                                 dtype=self.dtype, seed=int(rng.randint(_INT32_MAX)),
+                                 init=self.init, gain=self.gain)
+        self.n_outputs_ = n_outputs
+        self.n_layers_ = len(s["hidden"]) + 2
+        self.out_activation_ = "generative"
 
     def _as_input(self, X):
         """X as a writable C-contiguous array of the network's dtype (Numba needs writable)."""
@@ -421,7 +443,7 @@ class _BaseMLP(BaseEstimator):
         net = state.pop("net_", None)
         if net is not None:
             state["_net_state"] = (net.config(), np.array(net.params))
-            state["_net_feedback"] = net.feedback
+            state["_net_feedback"] = getattr(net, "feedback", None)
         return state
 
     def __setstate__(self, state):
@@ -432,6 +454,11 @@ class _BaseMLP(BaseEstimator):
         self._trainer = None
         if net_state is not None:
             config, params = net_state
+            if config.get("kind") == "gpc":
+                net = GenerativePC.from_config(config)
+                net.params[...] = params
+                self.net_ = net
+                return
             net = MLP(config["sizes"], activation=config["activation"], loss=config["loss"],
                       dtype=config["dtype"], seed=config["seed"],
                       init=config.get("init", "pytorch"), param=config.get("param", "standard"),
@@ -488,10 +515,14 @@ default "relu"
         classifier), stop on its score and keep the parameters of its best epoch.
     validation_fraction : float, default 0.1
     n_iter_no_change : int, default 10
-    algorithm : {"bp", "vpc", "scaled", "fpa", "zil", "fazil", "ipc", "ilprox", "gil"}, \
+    algorithm : {"bp", "vpc", "scaled", "fpa", "zil", "fazil", "ipc", "ilprox", "gil", "gpc"}, \
 default "bp"
         How the per-batch update is computed (docs/algorithms.md). ilprox takes its own
-        proximal step (``solver`` and ``momentum`` do not apply to it).
+        proximal step (``solver`` and ``momentum`` do not apply to it). ``gpc`` (classifier
+        only) trains a generative PC model, :class:`pckernels.GenerativePC`, instead of an
+        MLP: ``net_`` is then that model, ``predict`` infers its label node,
+        ``predict_proba`` is the softmax of that node, and ``coefs_`` are the generator's
+        weights, from the label down to the image.
     steps : int, optional
         Inference steps T of a PC algorithm; default L.
     step_size : float, optional
@@ -518,6 +549,8 @@ default "bp"
         "Weight symmetry"): ``W^T``, a fixed random ``B`` (feedback alignment) or a ``B``
         that receives ``W``'s updates and its own weight decay (Kolen-Pollack). The
         matrices are kept in ``net_.feedback``. Under fa/kp, vpc uses the fixed step rule.
+    label_energy : {"gaussian", "categorical"}, default "gaussian"
+        ``algorithm="gpc"`` only: the energy tying its label node to the label.
     hidden, lr, epochs, optimizer : deprecated
         Old names of ``hidden_layer_sizes``, ``learning_rate_init``, ``max_iter`` and
         ``solver``; when set they are used, with a FutureWarning.

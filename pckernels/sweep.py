@@ -49,7 +49,8 @@ from .io import atomic_write_json, atomic_write_text, environment
 from .kernels import ACTIVATIONS, LOSSES
 from .model import DTYPES, MLP, check_init, resolve_gain
 from .pc import SCHEDULES, PCRunner
-from .training import ALGORITHMS, OPTIMIZERS, DivergenceError, History, PCSettings, train
+from .training import (MLP_ALGORITHMS as ALGORITHMS, OPTIMIZERS, DivergenceError, History,
+                       PCSettings, train)
 
 #: Columns of ``results.csv``, one row per grid cell (depth, ratio, step size, seed) and
 #: epoch, with what each holds.

@@ -7,13 +7,17 @@ import numpy as np
 
 from .backprop import backprop_into
 from .feedback import FeedbackRunner, feedback_backprop_into, feedback_settings, resolve_feedback
+from .gpc import GenerativePC, GPCRunner
 from .kernels.network import _layer_cosines
 from .kernels.optim import _adam_step, _sgd_step
 from .il import IL_VARIANTS, ILRunner
 from .pc import (DEFAULT_ENERGY_TOL, ENERGY_DESCENT, VARIANTS, PCRunner,
                  default_step_size)
 
-ALGORITHMS = ("bp",) + VARIANTS + IL_VARIANTS
+#: Algorithms that train an MLP (what sweeps and benchmarks vary).
+MLP_ALGORITHMS = ("bp",) + VARIANTS + IL_VARIANTS
+#: Every algorithm of :func:`train`; ``gpc`` trains a :class:`pckernels.GenerativePC`.
+ALGORITHMS = MLP_ALGORITHMS + ("gpc",)
 #: Learning rate when none is given, and the algorithms whose own default differs: ilprox's
 #: is the step of implicit SGD, which is stable at any size (docs/algorithms.md, IL-prox),
 #: and whose updates shrink with it (beta -> 0), so a small one learns slowly; gil's
@@ -236,9 +240,16 @@ class GradientFn:
             raise ValueError(f"unknown algorithm {algo!r}; choose from {', '.join(ALGORITHMS)}")
         self.net, self.algo = net, algo
         self.runner = None
+        if (algo == "gpc") != isinstance(net, GenerativePC):
+            raise ValueError("algo 'gpc' trains a pckernels.GenerativePC and a "
+                             "GenerativePC trains only with algo 'gpc'")
         #: the Feedback whose B_l carries the error down (None: W_l^T, see feedback.py)
         self.feedback = resolve_feedback(net, feedback, algo)
-        if algo != "bp" and self.feedback is not None:
+        if algo == "gpc":
+            pc = pc or PCSettings()
+            self.runner = GPCRunner(net, pc.steps, pc.step_size, pc.energy_tol)
+            self.settings = self.runner
+        elif algo != "bp" and self.feedback is not None:
             s = feedback_settings(pc or PCSettings(), algo, net.n_layers - 1)
             self.settings = s
             self.runner = FeedbackRunner(net, algo, s.steps, s.step_size, self.feedback,
@@ -429,11 +440,13 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
     net : MLP
     X_train : array of shape (n, n_0); y_train : array of shape (n,)
     X_val, y_val, X_test, y_test : optional evaluation sets (accuracy per epoch)
-    algo : {"bp", "vpc", "scaled", "fpa", "zil", "fazil", "ipc", "ilprox", "gil"}
+    algo : {"bp", "vpc", "scaled", "fpa", "zil", "fazil", "ipc", "ilprox", "gil", "gpc"}
         ipc applies the optimizer step after every inference step (T per batch). ilprox
         takes its own proximal step with ``lr`` as the step of implicit SGD (the optimizer,
         momentum and weight decay do not apply to it); gil's normalised update goes
         through the optimizer (docs/algorithms.md).
+        trains a :class:`pckernels.gpc.GenerativePC` (``net``), whose inference settings
+        ``pc.steps``, ``pc.step_size`` and ``pc.energy_tol`` replace its own when given.
     pc : PCSettings, optional
     lr : float, optional
         Learning rate; default :func:`default_lr` (0.05; ilprox 10; gil with sgd 1).
@@ -491,6 +504,8 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size}")
     if lr is None:
         lr = default_lr(algo, optimizer=optimizer)
+    if cosine and algo == "gpc":
+        raise ValueError("cosine compares with backprop's gradient of an MLP; gpc has none")
     X_train = net.check_input(X_train)
     n = X_train.shape[0]
     labels_all, targets_all = net.check_targets(y_train, n)
