@@ -5,7 +5,7 @@ import click
 
 from pckernels.kernels import ACTIVATIONS, LOSSES
 from pckernels.model import DTYPES, WEIGHT_INITS, check_init
-from pckernels.training import ALGORITHMS
+from pckernels.training import MLP_ALGORITHMS
 
 from .common import (check_writable_dir, count, data_options, finite, gain_option,
                      init_option, memory_option, param_option)
@@ -43,7 +43,7 @@ epochs with one run label, learning rate and batch size, and records its final a
 accuracies, or the epoch in which it diverged (non-finite loss, or an epoch's mean loss
 over 100x the first batch's): a diverged cell is a row, not an error.
 
-A run label is ALGO-OPT: ALGO one of {', '.join(ALGORITHMS)} (PC variants with their
+A run label is ALGO-OPT: ALGO one of {', '.join(MLP_ALGORITHMS)} (PC variants with their
 default inference settings, as `pck train`), OPT one of sgd (momentum 0), momentum (SGD
 with --momentum) or adam. A bare ALGO means ALGO-sgd; ilprox, which takes its own
 proximal step (implicit SGD with step --lr), has no OPT. --algo, --lr, --batch-size and

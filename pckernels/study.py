@@ -7,8 +7,8 @@ one MLP per *cell*: a run label, a learning rate, a batch size and a seed, with 
 settings shared, and records per cell the final and best accuracies and whether (and in
 which epoch) training diverged.
 
-A run label is ``ALGO-OPT``: ``ALGO`` one of :data:`pckernels.training.ALGORITHMS` (the
-update: backprop or a PC variant with its default inference settings, see
+A run label is ``ALGO-OPT``: ``ALGO`` one of :data:`pckernels.training.MLP_ALGORITHMS`
+(the update: backprop or a PC variant with its default inference settings, see
 :class:`pckernels.training.PCSettings`) and ``OPT`` the optimizer applied to it:
 
     sgd       plain SGD (momentum 0)
@@ -39,13 +39,13 @@ from .kernels import ACTIVATIONS, LOSSES
 from .model import DTYPES, MLP, check_init
 from .pc import SCHEDULES
 from .sweep import SweepError, _split
-from .training import ALGORITHMS, DivergenceError, History, PCSettings, train
+from .training import MLP_ALGORITHMS, DivergenceError, History, PCSettings, train
 
 #: Optimizers of a run label, ``ALGO-OPT``.
 STUDY_OPTIMIZERS = ("sgd", "momentum", "adam")
 #: Algorithms that move the weights themselves, with ``lr`` as their step: no optimizer
 #: applies (``optimizer`` ``own`` in the CSV).
-OWN_STEP = tuple(a for a in ("ilprox",) if a in ALGORITHMS)
+OWN_STEP = tuple(a for a in ("ilprox",) if a in MLP_ALGORITHMS)
 
 #: Columns of the ``lr-batch`` grid's ``results.csv``, one row per cell.
 STUDY_COLUMNS = {
@@ -85,16 +85,16 @@ def parse_run(label):
     Raises
     ------
     ValueError
-        When ALGO is not in :data:`pckernels.training.ALGORITHMS`, OPT not in
+        When ALGO is not in :data:`pckernels.training.MLP_ALGORITHMS`, OPT not in
         :data:`STUDY_OPTIMIZERS`, or an optimizer is given to an :data:`OWN_STEP` algorithm.
     """
     label = str(label).strip().lower()
     algo, _, opt = label.rpartition("-")
     if not algo or opt not in STUDY_OPTIMIZERS:
         algo, opt = label, None
-    if algo not in ALGORITHMS:
+    if algo not in MLP_ALGORITHMS:
         raise ValueError(f"unknown run {label!r}: use ALGO or ALGO-OPT with ALGO one of "
-                         f"{', '.join(ALGORITHMS)} and OPT one of "
+                         f"{', '.join(MLP_ALGORITHMS)} and OPT one of "
                          f"{', '.join(STUDY_OPTIMIZERS)}")
     if algo in OWN_STEP:
         if opt is not None:
