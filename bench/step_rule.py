@@ -5,8 +5,9 @@ Two reports, printed as tables (and written as JSON with ``--json``):
 
 - ``table``: test accuracy of vpc on a dataset across hidden widths, trained with the
   fixed step (the former default: gamma = 1, T = L) and with the default ``auto`` rule,
-  each with the same optimizer settings; per run the final and best test accuracy, the
-  largest drop below the best, and the epochs in which inference raised the energy.
+  each with the same optimizer settings (vpc's default learning rate unless ``--lr``);
+  per run the final and best test accuracy, the largest drop below the best, and the
+  epochs in which inference raised the energy.
 - ``timing``: what the rule costs. Per training step (inference, update and SGD step) on
   random data: vpc with the fixed step, the ``auto`` rule with the stop disabled (same T:
   the cost of the curvature estimate, the copies and the per-sample energies) and the
@@ -49,7 +50,7 @@ def _accuracy_run(ds, X_tr, y_tr, width, depth, settings, epochs, seed, lr):
             else None}
 
 
-def table(widths, depth=2, epochs=10, dataset="digits", seed=0, lr=0.05):
+def table(widths, depth=2, epochs=10, dataset="digits", seed=0, lr=None):
     """Rows of the fixed-vs-auto accuracy table (see the module docstring)."""
     ds = load_dataset(dataset, dtype="float32")
     X_tr, y_tr, _, _ = train_val_split(ds.X_train, ds.y_train, 0.1, seed)
@@ -109,6 +110,8 @@ def main(argv=None):
     t.add_argument("--epochs", type=int, default=10)
     t.add_argument("--dataset", default="digits")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--lr", type=float, default=None,
+                   help="SGD learning rate of both rules (default: vpc's, as pck train)")
     t.add_argument("--json", default=None)
     m = sub.add_parser("timing", help="cost of the auto rule per vpc training step")
     m.add_argument("--width", type=int, default=64)
@@ -120,7 +123,7 @@ def main(argv=None):
     a = p.parse_args(argv)
     if a.what == "table":
         out = table([int(w) for w in a.widths.split(",")], a.depth, a.epochs, a.dataset,
-                    a.seed)
+                    a.seed, a.lr)
     else:
         out = timing(a.width, a.depth, a.batch, a.steps, a.repeats)
     if a.json:
