@@ -1,15 +1,14 @@
 """``pck study``: the learning rate x batch size grid of the paper's section 3.6. No numerics."""
-import os
-
 import click
 
 from pckernels.kernels import ACTIVATIONS, LOSSES
-from pckernels.model import DTYPES, WEIGHT_INITS, check_init
+from pckernels.model import DTYPES
 from pckernels.training import MLP_ALGORITHMS
 
-from .common import (check_writable_dir, count, data_options, finite, gain_option,
-                     init_option, memory_option, param_option)
-from .sweep import _number_list, run_grid
+from .common import (count, data_options, finite, gain_option, init_option, memory_option,
+                     param_option)
+from .sweep import (_number_list, _option_names, check_cells_memory, check_grid_options,
+                    grid_data, run_grid)
 
 DEFAULT_RUNS = "bp-sgd,bp-momentum,bp-adam,ilprox,vpc"
 DEFAULT_LRS = "0.0001,0.0003,0.001,0.003,0.01,0.03,0.1,0.3,1,3,10"
@@ -117,13 +116,12 @@ CSV columns:
 def study(out_dir, algos, lrs, batch_sizes, seeds, dataset, data_dir, val_fraction, depth,
           width, activation, loss, dtype, init, gain, param, momentum, weight_decay, epochs,
           jobs, threads, scheduler, dask_local, force, progress, max_memory):
-    from pckernels.memory import (MemoryLimitError, check_memory, describe_sizes,
-                                  training_bytes)
+    from pckernels.memory import MemoryLimitError, describe_sizes, training_bytes
     from pckernels.study import StudyConfig, parse_run
     from pckernels.sweep import SweepError
 
     from .common import warn_unused
-    from .main import IDX_DATASETS, load_split
+    from .main import IDX_DATASETS
 
     warn_unused(click.get_current_context(), [
         ("momentum", "--momentum", any(a.endswith("-momentum") for a in algos),
@@ -132,52 +130,29 @@ def study(out_dir, algos, lrs, batch_sizes, seeds, dataset, data_dir, val_fracti
          f"to --dataset {dataset} (only to mnist and fashion-mnist)"),
         ("jobs", "--jobs", not (scheduler or dask_local), "to a Dask run"),
     ])
-    if scheduler and dask_local:
-        raise click.UsageError("use either --scheduler or --dask-local, not both")
-    if init not in WEIGHT_INITS:
-        raise click.BadParameter(f"{init!r} is not one of {', '.join(map(repr, WEIGHT_INITS))}",
-                                 param_hint="--init")
-    try:
-        check_init(init, param, gain)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
-    if any(s < 0 or s >= 2 ** 32 for s in seeds):
-        raise click.BadParameter(f"every seed must be in 0..{2 ** 32 - 1}", param_hint="--seed")
-    check_writable_dir(out_dir, "--out")
-    try:
-        check_memory(0, "the study", max_memory)
-    except MemoryLimitError as exc:
-        raise click.UsageError(str(exc)) from None
-    ds, X_tr, y_tr, X_val, y_val = load_split(dataset, data_dir, val_fraction, seeds[0], dtype)
-    facts = (ds.name, len(y_tr), len(y_val), len(ds.y_test))
-    data_bytes = (X_tr.nbytes + X_val.nbytes + ds.X_test.nbytes) * 2
-    sizes = [ds.n_features] + [width] * depth + [ds.n_classes]
-    del ds, X_tr, y_tr, X_val, y_val
+    check_grid_options(out_dir, init, param, gain, seeds, scheduler, dask_local, max_memory,
+                       "the study")
+    facts, data_bytes, n_features, n_classes, data_fields = grid_data(
+        dataset, data_dir, val_fraction, seeds[0], dtype)
+    sizes = [n_features] + [width] * depth + [n_classes]
     try:
         config = StudyConfig(
-            algos=algos, lrs=lrs, batch_sizes=batch_sizes, seeds=seeds,
-            dataset=facts[0] if facts[0] in ("digits", "mnist", "fashion-mnist")
-            else os.path.abspath(dataset),
-            data_dir=os.path.abspath(data_dir) if data_dir else None,
+            algos=algos, lrs=lrs, batch_sizes=batch_sizes, seeds=seeds, **data_fields,
             val_fraction=val_fraction, depth=depth, width=width, activation=activation,
             loss=loss, dtype=dtype, momentum=momentum, weight_decay=weight_decay,
             epochs=epochs, init=init, param=param, gain=gain)
     except SweepError as exc:
-        field, sep, rest = str(exc).partition(": ")
-        raise click.UsageError(f"{_GRID_OPTIONS[field]}: {rest}" if sep and field in
-                               _GRID_OPTIONS else str(exc)) from None
-    in_parallel = 1 if (scheduler or dask_local) else min(jobs, len(config.cells()))
+        raise click.UsageError(_option_names(str(exc), _GRID_OPTIONS)) from None
     try:
         per_cell = max(
             training_bytes(sizes, max(batch_sizes), dtype=dtype, algo=algo,
                            optimizer="adam" if opt == "adam" else "sgd", loss=loss,
                            n_eval=facts[2] + facts[3], n_train=facts[1], param=param)
             for algo, opt in map(parse_run, config.algos)) + data_bytes
-        check_memory(in_parallel * per_cell,
-                     f"{in_parallel} cell{'s' if in_parallel > 1 else ''} at once, each an "
-                     f"MLP {describe_sizes(sizes)},", max_memory)
     except MemoryLimitError as exc:
         raise click.ClickException(str(exc)) from None
+    check_cells_memory(config, per_cell, describe_sizes(sizes), jobs, scheduler, dask_local,
+                       max_memory)
 
     header = (f"{facts[0]}: {facts[1]} train / {facts[2]} val / {facts[3]} test; MLP "
               f"{describe_sizes(sizes)}; runs {','.join(config.algos)}; lr "

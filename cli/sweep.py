@@ -31,10 +31,68 @@ _GRID_OPTIONS = {"depths": "--depth", "ratios": "--ratio", "step_sizes": "--step
                  "seeds": "--seed"}
 
 
-def _option_names(message):
-    """A SweepConfig error about a grid field (``depths: ...``), naming its option."""
+def _option_names(message, options=None):
+    """A grid configuration's error about a grid field (``depths: ...``), naming its option
+    (``options``: field -> option, SweepConfig's by default)."""
+    options = _GRID_OPTIONS if options is None else options
     field, sep, rest = message.partition(": ")
-    return f"{_GRID_OPTIONS[field]}: {rest}" if sep and field in _GRID_OPTIONS else message
+    return f"{options[field]}: {rest}" if sep and field in options else message
+
+
+def check_grid_options(out_dir, init, param, gain, seeds, scheduler, dask_local, max_memory,
+                       what):
+    """The checks ``pck sweep`` and ``pck study`` share, before anything is written: one
+    clean usage error (exit 2) for conflicting Dask options, an unknown or inconsistent
+    initialisation, a seed out of range, an unwritable ``--out`` or an invalid
+    ``$PCK_MAX_MEMORY`` (``what``: "the sweep", "the study")."""
+    from pckernels.memory import MemoryLimitError, check_memory
+    if scheduler and dask_local:
+        raise click.UsageError("use either --scheduler or --dask-local, not both")
+    if init not in WEIGHT_INITS:  # forward/zeros, the old latent spellings of pck train
+        raise click.BadParameter(f"{init!r} is not one of {', '.join(map(repr, WEIGHT_INITS))}",
+                                 param_hint="--init")
+    try:
+        check_init(init, param, gain)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if any(s < 0 or s >= 2 ** 32 for s in seeds):
+        raise click.BadParameter(f"every seed must be in 0..{2 ** 32 - 1}",
+                                 param_hint="--seed")
+    check_writable_dir(out_dir, "--out")
+    try:
+        check_memory(0, what, max_memory)  # an invalid $PCK_MAX_MEMORY fails here
+    except MemoryLimitError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def grid_data(dataset, data_dir, val_fraction, seed, dtype):
+    """Load the data once here for a clear message (the workers load it again themselves).
+
+    Returns ``(facts, data_bytes, n_features, n_classes, fields)``: facts ``(name, n_train,
+    n_val, n_test)``, the bytes a cell's copy of the data takes, and ``fields`` the
+    ``dataset``/``data_dir`` of the grid configuration (absolute paths but for the
+    built-in datasets)."""
+    from .main import load_split
+    ds, X_tr, y_tr, X_val, y_val = load_split(dataset, data_dir, val_fraction, seed, dtype)
+    facts = (ds.name, len(y_tr), len(y_val), len(ds.y_test))
+    data_bytes = (X_tr.nbytes + X_val.nbytes + ds.X_test.nbytes) * 2
+    fields = {"dataset": ds.name if ds.name in ("digits", "mnist", "fashion-mnist")
+              else os.path.abspath(dataset),
+              "data_dir": os.path.abspath(data_dir) if data_dir else None}
+    return facts, data_bytes, ds.n_features, ds.n_classes, fields
+
+
+def check_cells_memory(config, per_cell, model, jobs, scheduler, dask_local, max_memory):
+    """Runtime error (exit 1) when the cells running at once, each holding ``per_cell``
+    bytes (its data and its widest network, ``model`` describing it), would not fit."""
+    from pckernels.memory import MemoryLimitError, check_memory
+    in_parallel = 1 if (scheduler or dask_local) else min(jobs, len(config.cells()))
+    try:
+        check_memory(in_parallel * per_cell,
+                     f"{in_parallel} cell{'s' if in_parallel > 1 else ''} at once, each an "
+                     f"MLP {model},", max_memory)
+    except MemoryLimitError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _clock(seconds):
@@ -130,10 +188,9 @@ def sweep(out_dir, algo, depths, ratios, step_sizes, seeds, no_baseline, dataset
           momentum, weight_decay, batch_size, epochs, precision_ratio, jobs, threads, scheduler,
           dask_local, force, progress, max_memory):
     from pckernels import sweep as S
-    from pckernels.memory import (MemoryLimitError, check_memory, describe_sizes,
-                                  training_bytes)
+    from pckernels.memory import MemoryLimitError, describe_sizes, training_bytes
 
-    from .main import IDX_DATASETS, load_split
+    from .main import IDX_DATASETS
 
     # Every option is checked before anything is written.
     warn_unused(click.get_current_context(), [
@@ -146,55 +203,29 @@ def sweep(out_dir, algo, depths, ratios, step_sizes, seeds, no_baseline, dataset
          f"to --dataset {dataset} (only to mnist and fashion-mnist)"),
         ("jobs", "--jobs", not (scheduler or dask_local), "to a Dask run"),
     ])
-    if scheduler and dask_local:
-        raise click.UsageError("use either --scheduler or --dask-local, not both")
-    if init not in WEIGHT_INITS:  # forward/zeros, the old latent spellings of pck train
-        raise click.BadParameter(f"{init!r} is not one of {', '.join(map(repr, WEIGHT_INITS))}",
-                                 param_hint="--init")
-    try:
-        check_init(init, param, gain)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
-    if any(s < 0 or s >= 2 ** 32 for s in seeds):
-        raise click.BadParameter(f"every seed must be in 0..{2 ** 32 - 1}",
-                                 param_hint="--seed")
-    check_writable_dir(out_dir, "--out")
-    try:
-        check_memory(0, "the sweep", max_memory)  # an invalid $PCK_MAX_MEMORY fails here
-    except MemoryLimitError as exc:
-        raise click.UsageError(str(exc)) from None
-    # Validate the data here for a clear message; workers load it again themselves.
-    ds, X_tr, y_tr, X_val, y_val = load_split(dataset, data_dir, val_fraction, seeds[0],
-                                              dtype)
-    data_facts = (ds.name, len(y_tr), len(y_val), len(ds.y_test), ds.source)
-    data_bytes = (X_tr.nbytes + X_val.nbytes + ds.X_test.nbytes) * 2
-    n_features, n_classes = ds.n_features, ds.n_classes
-    del ds, X_tr, y_tr, X_val, y_val
+    check_grid_options(out_dir, init, param, gain, seeds, scheduler, dask_local, max_memory,
+                       "the sweep")
+    data_facts, data_bytes, n_features, n_classes, data_fields = grid_data(
+        dataset, data_dir, val_fraction, seeds[0], dtype)
     try:
         config = S.SweepConfig(
             depths=depths, ratios=ratios, step_sizes=step_sizes, seeds=seeds, algo=algo,
-            baseline=not no_baseline, dataset=data_facts[0] if data_facts[0] in
-            ("digits", "mnist", "fashion-mnist") else os.path.abspath(dataset),
-            data_dir=os.path.abspath(data_dir) if data_dir else None,
-            val_fraction=val_fraction, width=width, activation=activation, loss=loss,
-            dtype=dtype, optimizer=optimizer, lr=lr, momentum=momentum,
-            weight_decay=weight_decay, batch_size=batch_size, epochs=epochs,
-            precision_ratio=precision_ratio, init=init, param=param, gain=gain)
+            baseline=not no_baseline, **data_fields, val_fraction=val_fraction, width=width,
+            activation=activation, loss=loss, dtype=dtype, optimizer=optimizer, lr=lr,
+            momentum=momentum, weight_decay=weight_decay, batch_size=batch_size,
+            epochs=epochs, precision_ratio=precision_ratio, init=init, param=param, gain=gain)
     except S.SweepError as exc:
         raise click.UsageError(_option_names(str(exc))) from None
-    # Each of the cells running at once holds its data and its widest network.
-    in_parallel = 1 if (scheduler or dask_local) else min(jobs, len(config.cells()))
     sizes = [n_features] + [width] * max(config.depths) + [n_classes]
     try:
         per_cell = training_bytes(sizes, batch_size, dtype=dtype, algo=algo,
                                   optimizer=optimizer, loss=loss, cosine=True,
                                   n_eval=data_facts[2] + data_facts[3],
                                   n_train=data_facts[1], param=param) + data_bytes
-        check_memory(in_parallel * per_cell,
-                     f"{in_parallel} cell{'s' if in_parallel > 1 else ''} at once, each an "
-                     f"MLP up to {describe_sizes(sizes)},", max_memory)
     except MemoryLimitError as exc:
         raise click.ClickException(str(exc)) from None
+    check_cells_memory(config, per_cell, f"up to {describe_sizes(sizes)}", jobs, scheduler,
+                       dask_local, max_memory)
 
     header = (f"{data_facts[0]}: {data_facts[1]} train / {data_facts[2]} val / "
               f"{data_facts[3]} test; {algo}, depths {','.join(map(str, config.depths))}, "
