@@ -1,14 +1,12 @@
 """``pck study``: the learning rate x batch size grid of the paper's section 3.6. No numerics."""
 import click
 
-from pckernels.kernels import ACTIVATIONS, LOSSES
-from pckernels.model import DTYPES
 from pckernels.training import MLP_ALGORITHMS
 
-from .common import (count, data_options, finite, gain_option, init_option, memory_option,
-                     param_option)
+from .common import count, finite
 from .sweep import (_number_list, _option_names, check_cells_memory, check_grid_options,
-                    grid_data, run_grid)
+                    grid_data, grid_data_options, grid_epochs_option, grid_model_options,
+                    grid_out_option, grid_run_options, run_grid)
 
 DEFAULT_RUNS = "bp-sgd,bp-momentum,bp-adam,ilprox,vpc"
 DEFAULT_LRS = "0.0001,0.0003,0.001,0.003,0.01,0.03,0.1,0.3,1,3,10"
@@ -61,8 +59,7 @@ CSV columns:
 
 
 @click.command("study", help=STUDY_HELP)
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
-              help="Results folder (created; reused to resume).")
+@grid_out_option
 @click.option("--algo", "algos", default=DEFAULT_RUNS, show_default=True, callback=_runs,
               help="Run labels ALGO-OPT of the grid, comma-separated.")
 @click.option("--lr", "lrs", default=DEFAULT_LRS, show_default=True,
@@ -75,44 +72,16 @@ CSV columns:
               callback=_number_list(int, "integers"),
               help="Seeds of initialisation, shuffling and the validation split, "
                    "comma-separated.")
-@data_options
-@click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1,
-              show_default=True, help="Share of the training set held out for validation.")
+@grid_data_options
 @click.option("--depth", type=click.IntRange(min=1), default=2, show_default=True,
               help="Hidden layers.")
-@click.option("--width", type=click.IntRange(min=1), default=64, show_default=True,
-              help="Units per hidden layer.")
-@click.option("--activation", type=click.Choice(sorted(ACTIVATIONS)), default="tanh",
-              show_default=True, help="Hidden activation.")
-@click.option("--loss", type=click.Choice(sorted(LOSSES)), default="nll", show_default=True,
-              help="nll: log-softmax + NLL; mse: 1/2 squared error.")
-@click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True,
-              help="Floating-point type of the parameters, activations and data.")
-@init_option
-@gain_option
-@param_option
+@grid_model_options
 @click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.9,
               show_default=True, callback=finite, help="Momentum of the *-momentum runs.")
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True,
               callback=finite, help="L2 penalty added to every run's gradient.")
-@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Passes over the training set of every run.")
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Cells in parallel on this machine (joblib processes).")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Numba threads per cell [default: cores // jobs].")
-@click.option("--scheduler", default=None, metavar="ADDRESS",
-              help="Run the cells on this Dask scheduler (tcp://host:8786).")
-@click.option("--dask-local", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Start a local Dask cluster of N single-threaded workers on 127.0.0.1 "
-                   "and run the cells there.")
-@click.option("--force", is_flag=True,
-              help="Reuse a DIR that holds a different configuration: keep the finished "
-                   "cells the new grid shares with identical settings, delete the rest.")
-@click.option("--progress/--no-progress", default=None,
-              help="Progress bar [default: on when stderr is a terminal; otherwise one "
-                   "line per finished cell].")
-@memory_option
+@grid_epochs_option
+@grid_run_options
 def study(out_dir, algos, lrs, batch_sizes, seeds, dataset, data_dir, val_fraction, depth,
           width, activation, loss, dtype, init, gain, param, momentum, weight_decay, epochs,
           jobs, threads, scheduler, dask_local, force, progress, max_memory):

@@ -106,6 +106,65 @@ def _csv_help():
     return "\n".join(lines)
 
 
+def _stack(*options):
+    """One decorator applying ``options`` (click option decorators) in the order listed,
+    which is also their order in --help."""
+    def apply(f):
+        for option in reversed(options):
+            f = option(f)
+        return f
+    return apply
+
+
+#: ``--out DIR`` of ``pck sweep`` and ``pck study``.
+grid_out_option = click.option(
+    "--out", "out_dir", type=click.Path(file_okay=False), required=True,
+    help="Results folder (created; reused to resume).")
+
+#: The data options of a grid: where the data comes from and the validation share.
+grid_data_options = _stack(
+    data_options,
+    click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1,
+                 show_default=True, help="Share of the training set held out for validation."))
+
+#: The model of every cell of a grid (but its depth).
+grid_model_options = _stack(
+    click.option("--width", type=click.IntRange(min=1), default=64, show_default=True,
+                 help="Units per hidden layer."),
+    click.option("--activation", type=click.Choice(sorted(ACTIVATIONS)), default="tanh",
+                 show_default=True, help="Hidden activation."),
+    click.option("--loss", type=click.Choice(sorted(LOSSES)), default="nll",
+                 show_default=True, help="nll: log-softmax + NLL; mse: 1/2 squared error."),
+    click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True,
+                 help="Floating-point type of the parameters, activations and data."),
+    init_option, gain_option, param_option)
+
+#: ``--epochs`` of every cell of a grid.
+grid_epochs_option = click.option(
+    "--epochs", type=click.IntRange(min=1), default=10, show_default=True,
+    help="Passes over the training set of every run.")
+
+#: How a grid runs (:func:`run_grid`): workers, threads, Dask, reuse, progress, memory.
+grid_run_options = _stack(
+    click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
+                 help="Cells in parallel on this machine (joblib processes)."),
+    click.option("--threads", type=click.IntRange(min=1), default=None,
+                 help="Numba threads per cell [default: cores // jobs, so jobs x threads <= "
+                      "cores; on Dask: cores // worker threads of each host]."),
+    click.option("--scheduler", default=None, metavar="ADDRESS",
+                 help="Run the cells on this Dask scheduler (tcp://host:8786)."),
+    click.option("--dask-local", type=click.IntRange(min=1), default=None, metavar="N",
+                 help="Start a local Dask cluster of N single-threaded workers on 127.0.0.1 "
+                      "and run the cells there."),
+    click.option("--force", is_flag=True,
+                 help="Reuse a DIR that holds a different configuration: keep the finished "
+                      "cells the new grid shares with identical settings, delete the rest."),
+    click.option("--progress/--no-progress", default=None,
+                 help="Progress bar [default: on when stderr is a terminal; otherwise one "
+                      "line per finished cell]."),
+    memory_option)
+
+
 SWEEP_HELP = f"""Train a grid of depths x T/L ratios x step sizes x seeds (paper, Figs. 3-5).
 
 Each cell trains an MLP of DEPTH hidden layers of --width units with --algo, using
@@ -126,8 +185,7 @@ CSV columns:
 
 
 @click.command("sweep", help=SWEEP_HELP)
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
-              help="Results folder (created; reused to resume).")
+@grid_out_option
 @click.option("--algo", type=click.Choice(ALGORITHMS), default="fpa", show_default=True,
               help="Algorithm of the grid (bp: baselines only).")
 @click.option("--depth", "depths", default="2,5,10,20", show_default=True,
@@ -145,44 +203,15 @@ CSV columns:
               help="Seeds of initialisation, shuffling and the validation split, "
                    "comma-separated (one run per seed).")
 @click.option("--no-baseline", is_flag=True, help="Skip the backprop baselines.")
-@data_options
-@click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1,
-              show_default=True, help="Share of the training set held out for validation.")
-@click.option("--width", type=click.IntRange(min=1), default=64, show_default=True,
-              help="Units per hidden layer.")
-@click.option("--activation", type=click.Choice(sorted(ACTIVATIONS)), default="tanh",
-              show_default=True, help="Hidden activation.")
-@click.option("--loss", type=click.Choice(sorted(LOSSES)), default="nll", show_default=True,
-              help="nll: log-softmax + NLL; mse: 1/2 squared error.")
-@click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True,
-              help="Floating-point type of the parameters, activations and data.")
-@init_option
-@gain_option
-@param_option
+@grid_data_options
+@grid_model_options
 @optimizer_options
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
               help="Samples per mini-batch (one parameter update each).")
-@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Passes over the training set of every run.")
+@grid_epochs_option
 @click.option("--precision-ratio", type=float, default=1.0, show_default=True,
               callback=positive(), help="scaled: k, the hidden precisions.")
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Cells in parallel on this machine (joblib processes).")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Numba threads per cell [default: cores // jobs, so jobs x threads <= "
-                   "cores; on Dask: cores // worker threads of each host].")
-@click.option("--scheduler", default=None, metavar="ADDRESS",
-              help="Run the cells on this Dask scheduler (tcp://host:8786).")
-@click.option("--dask-local", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Start a local Dask cluster of N single-threaded workers on 127.0.0.1 "
-                   "and run the cells there.")
-@click.option("--force", is_flag=True,
-              help="Reuse a DIR that holds a different configuration: keep the finished "
-                   "cells the new grid shares with identical settings, delete the rest.")
-@click.option("--progress/--no-progress", default=None,
-              help="Progress bar [default: on when stderr is a terminal; otherwise one "
-                   "line per finished cell].")
-@memory_option
+@grid_run_options
 def sweep(out_dir, algo, depths, ratios, step_sizes, seeds, no_baseline, dataset, data_dir,
           val_fraction, width, activation, loss, dtype, init, gain, param, optimizer, lr,
           momentum, weight_decay, batch_size, epochs, precision_ratio, jobs, threads, scheduler,
