@@ -5,8 +5,8 @@ from pckernels.training import MLP_ALGORITHMS
 
 from .common import count, finite
 from .sweep import (_number_list, _option_names, check_cells_memory, check_grid_options,
-                    grid_data, grid_data_options, grid_epochs_option, grid_model_options,
-                    grid_out_option, grid_run_options, run_grid)
+                    data_summary, grid_data, grid_data_options, grid_epochs_option,
+                    grid_model_options, grid_out_option, grid_run_options, run_grid)
 
 DEFAULT_RUNS = "bp-sgd,bp-momentum,bp-adam,ilprox,vpc"
 DEFAULT_LRS = "0.0001,0.0003,0.001,0.003,0.01,0.03,0.1,0.3,1,3,10"
@@ -85,7 +85,7 @@ CSV columns:
 def study(out_dir, algos, lrs, batch_sizes, seeds, dataset, data_dir, val_fraction, depth,
           width, activation, loss, dtype, init, gain, param, momentum, weight_decay, epochs,
           jobs, threads, scheduler, dask_local, force, progress, max_memory):
-    from pckernels.memory import MemoryLimitError, describe_sizes, training_bytes
+    from pckernels.memory import describe_sizes, training_bytes
     from pckernels.study import StudyConfig, parse_run
     from pckernels.sweep import SweepError
 
@@ -112,18 +112,15 @@ def study(out_dir, algos, lrs, batch_sizes, seeds, dataset, data_dir, val_fracti
             epochs=epochs, init=init, param=param, gain=gain)
     except SweepError as exc:
         raise click.UsageError(_option_names(str(exc), _GRID_OPTIONS)) from None
-    try:
-        per_cell = max(
+    check_cells_memory(
+        config, lambda: max(
             training_bytes(sizes, max(batch_sizes), dtype=dtype, algo=algo,
                            optimizer="adam" if opt == "adam" else "sgd", loss=loss,
                            n_eval=facts[2] + facts[3], n_train=facts[1], param=param)
-            for algo, opt in map(parse_run, config.algos)) + data_bytes
-    except MemoryLimitError as exc:
-        raise click.ClickException(str(exc)) from None
-    check_cells_memory(config, per_cell, describe_sizes(sizes), jobs, scheduler, dask_local,
-                       max_memory)
+            for algo, opt in map(parse_run, config.algos)) + data_bytes,
+        describe_sizes(sizes), jobs, scheduler, dask_local, max_memory)
 
-    header = (f"{facts[0]}: {facts[1]} train / {facts[2]} val / {facts[3]} test; MLP "
+    header = (f"{data_summary(facts)}; MLP "
               f"{describe_sizes(sizes)}; runs {','.join(config.algos)}; lr "
               f"{','.join(f'{v:g}' for v in config.lrs)}; batch sizes "
               f"{','.join(map(str, config.batch_sizes))}; seeds "

@@ -82,13 +82,19 @@ def grid_data(dataset, data_dir, val_fraction, seed, dtype):
     return facts, data_bytes, ds.n_features, ds.n_classes, fields
 
 
+def data_summary(facts):
+    """``NAME: N train / N val / N test`` of :func:`grid_data`'s facts."""
+    return f"{facts[0]}: {facts[1]} train / {facts[2]} val / {facts[3]} test"
+
+
 def check_cells_memory(config, per_cell, model, jobs, scheduler, dask_local, max_memory):
-    """Runtime error (exit 1) when the cells running at once, each holding ``per_cell``
-    bytes (its data and its widest network, ``model`` describing it), would not fit."""
+    """Runtime error (exit 1) when the cells running at once, each holding ``per_cell()``
+    bytes (its data and its widest network, ``model`` describing it), would not fit, or
+    when a layer is too wide to estimate."""
     from pckernels.memory import MemoryLimitError, check_memory
     in_parallel = 1 if (scheduler or dask_local) else min(jobs, len(config.cells()))
     try:
-        check_memory(in_parallel * per_cell,
+        check_memory(in_parallel * per_cell(),
                      f"{in_parallel} cell{'s' if in_parallel > 1 else ''} at once, each an "
                      f"MLP {model},", max_memory)
     except MemoryLimitError as exc:
@@ -217,7 +223,7 @@ def sweep(out_dir, algo, depths, ratios, step_sizes, seeds, no_baseline, dataset
           momentum, weight_decay, batch_size, epochs, precision_ratio, jobs, threads, scheduler,
           dask_local, force, progress, max_memory):
     from pckernels import sweep as S
-    from pckernels.memory import MemoryLimitError, describe_sizes, training_bytes
+    from pckernels.memory import describe_sizes, training_bytes
 
     from .main import IDX_DATASETS
 
@@ -246,18 +252,15 @@ def sweep(out_dir, algo, depths, ratios, step_sizes, seeds, no_baseline, dataset
     except S.SweepError as exc:
         raise click.UsageError(_option_names(str(exc))) from None
     sizes = [n_features] + [width] * max(config.depths) + [n_classes]
-    try:
-        per_cell = training_bytes(sizes, batch_size, dtype=dtype, algo=algo,
-                                  optimizer=optimizer, loss=loss, cosine=True,
-                                  n_eval=data_facts[2] + data_facts[3],
-                                  n_train=data_facts[1], param=param) + data_bytes
-    except MemoryLimitError as exc:
-        raise click.ClickException(str(exc)) from None
-    check_cells_memory(config, per_cell, f"up to {describe_sizes(sizes)}", jobs, scheduler,
-                       dask_local, max_memory)
+    check_cells_memory(
+        config, lambda: training_bytes(sizes, batch_size, dtype=dtype, algo=algo,
+                                       optimizer=optimizer, loss=loss, cosine=True,
+                                       n_eval=data_facts[2] + data_facts[3],
+                                       n_train=data_facts[1], param=param) + data_bytes,
+        f"up to {describe_sizes(sizes)}", jobs, scheduler, dask_local, max_memory)
 
-    header = (f"{data_facts[0]}: {data_facts[1]} train / {data_facts[2]} val / "
-              f"{data_facts[3]} test; {algo}, depths {','.join(map(str, config.depths))}, "
+    header = (f"{data_summary(data_facts)}; {algo}, depths "
+              f"{','.join(map(str, config.depths))}, "
               f"T/L {','.join(f'{r:g}' for r in config.ratios)}, step sizes "
               f"{','.join(f'{s:g}' for s in config.step_sizes)}, seeds "
               f"{','.join(map(str, config.seeds))}; init {init}, param {param}; "
