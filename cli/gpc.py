@@ -5,7 +5,6 @@ import time
 import click
 
 from pckernels.gpc import LABEL_ENERGIES, GenerativePC, generation_grid, is_gpc_file
-from pckernels.io import atomic_write_json, environment
 from pckernels.memory import MemoryLimitError, check_memory, describe_sizes
 
 from .common import check_writable, parse_hidden, warn_unused
@@ -40,7 +39,7 @@ def warn_label_energy(ctx):
 
 def train_gpc(ctx):
     """``pck train --algo gpc``: train, report and save a :class:`GenerativePC`."""
-    from .main import _row, _seconds, load_split, same_file
+    from .main import _row, _seconds, finish_training, load_split, same_file
     from pckernels.config import set_threads
     from pckernels.training import DivergenceError, History, Optimizer, PCSettings, train
 
@@ -130,35 +129,8 @@ def train_gpc(ctx):
         status, error = "diverged", str(exc)
     except KeyboardInterrupt:
         status, error = "interrupted", "interrupted by the user"
-    final = history.final
-    summary = {"status": status, "error": error, "config": config,
-               "epochs": history.as_dicts(),
-               "final_test_accuracy": final.test_accuracy if final else None,
-               "final_val_accuracy": final.val_accuracy if final else None,
-               "warnings": history.warnings,
-               "timing": {"wall_seconds": time.perf_counter() - start,
-                          "compile_seconds": history.compile_seconds,
-                          "train_seconds": sum(e.seconds for e in history.epochs)},
-               "environment": environment()}
-    if save and status == "completed":
-        try:
-            os.makedirs(os.path.dirname(os.path.abspath(save)), exist_ok=True)
-            net.save(save)
-        except OSError as exc:
-            status, error = "failed", f"cannot write {save}: {exc.strerror or exc}"
-            summary.update(status=status, error=error)
-    try:
-        if json_path:
-            atomic_write_json(json_path, summary)
-    except OSError as exc:
-        raise click.ClickException(f"cannot write {json_path}: {exc.strerror or exc}") \
-            from None
-    if status != "completed":
-        raise click.ClickException(error + (f" (partial results in {json_path})"
-                                            if json_path and final else ""))
-    click.echo(f"test accuracy: {final.test_accuracy:.4f}  "
-               f"({_seconds(sum(e.seconds for e in history.epochs))} s training, "
-               f"{_seconds(history.compile_seconds)} s compiling or loading kernels before it)")
+    finish_training(history, status, error, config, time.perf_counter() - start, json_path,
+                    save, net.save)
 
 
 def load_gpc(path):

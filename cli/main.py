@@ -109,6 +109,51 @@ def _row(cells, widths):
     return "  ".join(str(c).rjust(w) for c, w in zip(cells, widths))
 
 
+def finish_training(history, status, error, config, wall, json_path, save, write_model,
+                    timing=None, note=None, say=click.echo):
+    """End of ``pck train`` (any ``--algo``, gpc included): save the model, write the
+    summary and print the test accuracy, or fail with one line.
+
+    The model first (``write_model(save)``, only after a completed run): if that fails,
+    the JSON says ``failed`` instead of ``completed``. Then the ``--json`` summary (status,
+    config, per-epoch metrics, timing with ``timing`` added, environment). A run that did
+    not complete is then a :class:`click.ClickException` (exit 1); a completed one prints
+    ``note`` (through ``say``, if given) and the test accuracy line.
+    """
+    final = history.final
+    summary = {"status": status, "error": error, "config": config,
+               "epochs": history.as_dicts(),
+               "final_test_accuracy": final.test_accuracy if final else None,
+               "final_val_accuracy": final.val_accuracy if final else None,
+               "warnings": history.warnings,
+               "timing": {"wall_seconds": wall,
+                          "compile_seconds": history.compile_seconds,
+                          "train_seconds": sum(e.seconds for e in history.epochs),
+                          **(timing or {})},
+               "environment": environment()}
+    if save and status == "completed":
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(save)), exist_ok=True)
+            write_model(save)
+        except OSError as exc:
+            status, error = "failed", f"cannot write {save}: {exc.strerror or exc}"
+            summary.update(status=status, error=error)
+    try:
+        if json_path:
+            atomic_write_json(json_path, summary)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {json_path}: {exc.strerror or exc}") \
+            from None
+    if status != "completed":
+        raise click.ClickException(error + (f" (partial results in {json_path})"
+                                            if json_path and final else ""))
+    if note:
+        say(note)
+    click.echo(f"test accuracy: {final.test_accuracy:.4f}  "
+               f"({_seconds(sum(e.seconds for e in history.epochs))} s training, "
+               f"{_seconds(history.compile_seconds)} s compiling or loading kernels before it)")
+
+
 @cli.command("train")
 @data_options
 @model_options
@@ -347,42 +392,13 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
     finally:
         if bar is not None and status != "completed":
             bar.render_finish()
-    wall = time.perf_counter() - start
-    final = history.final
-    summary = {"status": status, "error": error, "config": config,
-               "epochs": history.as_dicts(),
-               "final_test_accuracy": final.test_accuracy if final else None,
-               "final_val_accuracy": final.val_accuracy if final else None,
-               "warnings": history.warnings,
-               "timing": {"wall_seconds": wall,
-                          "compile_seconds": history.compile_seconds,
-                          "train_seconds": sum(e.seconds for e in history.epochs),
-                          "first_epoch_seconds": history.epochs[0].seconds if final else None},
-               "environment": environment()}
-    # The checkpoint first: if it fails, the JSON says so instead of "completed".
-    if save and status == "completed":
-        try:
-            os.makedirs(os.path.dirname(os.path.abspath(save)), exist_ok=True)
-            save_checkpoint(save, net, final.epoch, rng, history.optimizer,
-                            run_settings(ctx))
-        except OSError as exc:
-            status, error = "failed", f"cannot write {save}: {exc.strerror or exc}"
-            summary.update(status=status, error=error)
-    try:
-        if json_path:
-            atomic_write_json(json_path, summary)
-    except OSError as exc:
-        raise click.ClickException(f"cannot write {json_path}: {exc.strerror or exc}") \
-            from None
-    if status != "completed":
-        raise click.ClickException(error + (f" (partial results in {json_path})"
-                                            if json_path and final else ""))
-    if timed["averaged"]:
-        say(f"~: an epoch under {SHORT_EPOCH_S:g} s is too short to time alone; samples/s "
-            "is the mean of the epochs so far")
-    click.echo(f"test accuracy: {final.test_accuracy:.4f}  "
-               f"({_seconds(sum(e.seconds for e in history.epochs))} s training, "
-               f"{_seconds(history.compile_seconds)} s compiling or loading kernels before it)")
+    finish_training(
+        history, status, error, config, time.perf_counter() - start, json_path, save,
+        lambda path: save_checkpoint(path, net, history.final.epoch, rng, history.optimizer,
+                                     run_settings(ctx)),
+        timing={"first_epoch_seconds": history.epochs[0].seconds if history.final else None},
+        note=(f"~: an epoch under {SHORT_EPOCH_S:g} s is too short to time alone; samples/s "
+              "is the mean of the epochs so far") if timed["averaged"] else None, say=say)
 
 
 def main():

@@ -1,15 +1,12 @@
 """``pck study``: the learning rate x batch size grid of the paper's section 3.6. No numerics."""
-import os
-
 import click
 
-from pckernels.kernels import ACTIVATIONS, LOSSES
-from pckernels.model import DTYPES, WEIGHT_INITS, check_init
 from pckernels.training import MLP_ALGORITHMS
 
-from .common import (check_writable_dir, count, data_options, finite, gain_option,
-                     init_option, memory_option, param_option)
-from .sweep import _number_list, run_grid
+from .common import count, finite
+from .sweep import (_number_list, _option_names, check_cells_memory, check_grid_options,
+                    data_summary, grid_data, grid_data_options, grid_epochs_option,
+                    grid_model_options, grid_out_option, grid_run_options, run_grid)
 
 DEFAULT_RUNS = "bp-sgd,bp-momentum,bp-adam,ilprox,vpc"
 DEFAULT_LRS = "0.0001,0.0003,0.001,0.003,0.01,0.03,0.1,0.3,1,3,10"
@@ -62,8 +59,7 @@ CSV columns:
 
 
 @click.command("study", help=STUDY_HELP)
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
-              help="Results folder (created; reused to resume).")
+@grid_out_option
 @click.option("--algo", "algos", default=DEFAULT_RUNS, show_default=True, callback=_runs,
               help="Run labels ALGO-OPT of the grid, comma-separated.")
 @click.option("--lr", "lrs", default=DEFAULT_LRS, show_default=True,
@@ -76,54 +72,25 @@ CSV columns:
               callback=_number_list(int, "integers"),
               help="Seeds of initialisation, shuffling and the validation split, "
                    "comma-separated.")
-@data_options
-@click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1,
-              show_default=True, help="Share of the training set held out for validation.")
+@grid_data_options
 @click.option("--depth", type=click.IntRange(min=1), default=2, show_default=True,
               help="Hidden layers.")
-@click.option("--width", type=click.IntRange(min=1), default=64, show_default=True,
-              help="Units per hidden layer.")
-@click.option("--activation", type=click.Choice(sorted(ACTIVATIONS)), default="tanh",
-              show_default=True, help="Hidden activation.")
-@click.option("--loss", type=click.Choice(sorted(LOSSES)), default="nll", show_default=True,
-              help="nll: log-softmax + NLL; mse: 1/2 squared error.")
-@click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True,
-              help="Floating-point type of the parameters, activations and data.")
-@init_option
-@gain_option
-@param_option
+@grid_model_options
 @click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.9,
               show_default=True, callback=finite, help="Momentum of the *-momentum runs.")
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True,
               callback=finite, help="L2 penalty added to every run's gradient.")
-@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Passes over the training set of every run.")
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Cells in parallel on this machine (joblib processes).")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Numba threads per cell [default: cores // jobs].")
-@click.option("--scheduler", default=None, metavar="ADDRESS",
-              help="Run the cells on this Dask scheduler (tcp://host:8786).")
-@click.option("--dask-local", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Start a local Dask cluster of N single-threaded workers on 127.0.0.1 "
-                   "and run the cells there.")
-@click.option("--force", is_flag=True,
-              help="Reuse a DIR that holds a different configuration: keep the finished "
-                   "cells the new grid shares with identical settings, delete the rest.")
-@click.option("--progress/--no-progress", default=None,
-              help="Progress bar [default: on when stderr is a terminal; otherwise one "
-                   "line per finished cell].")
-@memory_option
+@grid_epochs_option
+@grid_run_options
 def study(out_dir, algos, lrs, batch_sizes, seeds, dataset, data_dir, val_fraction, depth,
           width, activation, loss, dtype, init, gain, param, momentum, weight_decay, epochs,
           jobs, threads, scheduler, dask_local, force, progress, max_memory):
-    from pckernels.memory import (MemoryLimitError, check_memory, describe_sizes,
-                                  training_bytes)
+    from pckernels.memory import describe_sizes, training_bytes
     from pckernels.study import StudyConfig, parse_run
     from pckernels.sweep import SweepError
 
     from .common import warn_unused
-    from .main import IDX_DATASETS, load_split
+    from .main import IDX_DATASETS
 
     warn_unused(click.get_current_context(), [
         ("momentum", "--momentum", any(a.endswith("-momentum") for a in algos),
@@ -132,54 +99,28 @@ def study(out_dir, algos, lrs, batch_sizes, seeds, dataset, data_dir, val_fracti
          f"to --dataset {dataset} (only to mnist and fashion-mnist)"),
         ("jobs", "--jobs", not (scheduler or dask_local), "to a Dask run"),
     ])
-    if scheduler and dask_local:
-        raise click.UsageError("use either --scheduler or --dask-local, not both")
-    if init not in WEIGHT_INITS:
-        raise click.BadParameter(f"{init!r} is not one of {', '.join(map(repr, WEIGHT_INITS))}",
-                                 param_hint="--init")
-    try:
-        check_init(init, param, gain)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
-    if any(s < 0 or s >= 2 ** 32 for s in seeds):
-        raise click.BadParameter(f"every seed must be in 0..{2 ** 32 - 1}", param_hint="--seed")
-    check_writable_dir(out_dir, "--out")
-    try:
-        check_memory(0, "the study", max_memory)
-    except MemoryLimitError as exc:
-        raise click.UsageError(str(exc)) from None
-    ds, X_tr, y_tr, X_val, y_val = load_split(dataset, data_dir, val_fraction, seeds[0], dtype)
-    facts = (ds.name, len(y_tr), len(y_val), len(ds.y_test))
-    data_bytes = (X_tr.nbytes + X_val.nbytes + ds.X_test.nbytes) * 2
-    sizes = [ds.n_features] + [width] * depth + [ds.n_classes]
-    del ds, X_tr, y_tr, X_val, y_val
+    check_grid_options(out_dir, init, param, gain, seeds, scheduler, dask_local, max_memory,
+                       "the study")
+    facts, data_bytes, n_features, n_classes, data_fields = grid_data(
+        dataset, data_dir, val_fraction, seeds[0], dtype)
+    sizes = [n_features] + [width] * depth + [n_classes]
     try:
         config = StudyConfig(
-            algos=algos, lrs=lrs, batch_sizes=batch_sizes, seeds=seeds,
-            dataset=facts[0] if facts[0] in ("digits", "mnist", "fashion-mnist")
-            else os.path.abspath(dataset),
-            data_dir=os.path.abspath(data_dir) if data_dir else None,
+            algos=algos, lrs=lrs, batch_sizes=batch_sizes, seeds=seeds, **data_fields,
             val_fraction=val_fraction, depth=depth, width=width, activation=activation,
             loss=loss, dtype=dtype, momentum=momentum, weight_decay=weight_decay,
             epochs=epochs, init=init, param=param, gain=gain)
     except SweepError as exc:
-        field, sep, rest = str(exc).partition(": ")
-        raise click.UsageError(f"{_GRID_OPTIONS[field]}: {rest}" if sep and field in
-                               _GRID_OPTIONS else str(exc)) from None
-    in_parallel = 1 if (scheduler or dask_local) else min(jobs, len(config.cells()))
-    try:
-        per_cell = max(
+        raise click.UsageError(_option_names(str(exc), _GRID_OPTIONS)) from None
+    check_cells_memory(
+        config, lambda: max(
             training_bytes(sizes, max(batch_sizes), dtype=dtype, algo=algo,
                            optimizer="adam" if opt == "adam" else "sgd", loss=loss,
                            n_eval=facts[2] + facts[3], n_train=facts[1], param=param)
-            for algo, opt in map(parse_run, config.algos)) + data_bytes
-        check_memory(in_parallel * per_cell,
-                     f"{in_parallel} cell{'s' if in_parallel > 1 else ''} at once, each an "
-                     f"MLP {describe_sizes(sizes)},", max_memory)
-    except MemoryLimitError as exc:
-        raise click.ClickException(str(exc)) from None
+            for algo, opt in map(parse_run, config.algos)) + data_bytes,
+        describe_sizes(sizes), jobs, scheduler, dask_local, max_memory)
 
-    header = (f"{facts[0]}: {facts[1]} train / {facts[2]} val / {facts[3]} test; MLP "
+    header = (f"{data_summary(facts)}; MLP "
               f"{describe_sizes(sizes)}; runs {','.join(config.algos)}; lr "
               f"{','.join(f'{v:g}' for v in config.lrs)}; batch sizes "
               f"{','.join(map(str, config.batch_sizes))}; seeds "

@@ -31,10 +31,74 @@ _GRID_OPTIONS = {"depths": "--depth", "ratios": "--ratio", "step_sizes": "--step
                  "seeds": "--seed"}
 
 
-def _option_names(message):
-    """A SweepConfig error about a grid field (``depths: ...``), naming its option."""
+def _option_names(message, options=None):
+    """A grid configuration's error about a grid field (``depths: ...``), naming its option
+    (``options``: field -> option, SweepConfig's by default)."""
+    options = _GRID_OPTIONS if options is None else options
     field, sep, rest = message.partition(": ")
-    return f"{_GRID_OPTIONS[field]}: {rest}" if sep and field in _GRID_OPTIONS else message
+    return f"{options[field]}: {rest}" if sep and field in options else message
+
+
+def check_grid_options(out_dir, init, param, gain, seeds, scheduler, dask_local, max_memory,
+                       what):
+    """The checks ``pck sweep`` and ``pck study`` share, before anything is written: one
+    clean usage error (exit 2) for conflicting Dask options, an unknown or inconsistent
+    initialisation, a seed out of range, an unwritable ``--out`` or an invalid
+    ``$PCK_MAX_MEMORY`` (``what``: "the sweep", "the study")."""
+    from pckernels.memory import MemoryLimitError, check_memory
+    if scheduler and dask_local:
+        raise click.UsageError("use either --scheduler or --dask-local, not both")
+    if init not in WEIGHT_INITS:  # forward/zeros, the old latent spellings of pck train
+        raise click.BadParameter(f"{init!r} is not one of {', '.join(map(repr, WEIGHT_INITS))}",
+                                 param_hint="--init")
+    try:
+        check_init(init, param, gain)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if any(s < 0 or s >= 2 ** 32 for s in seeds):
+        raise click.BadParameter(f"every seed must be in 0..{2 ** 32 - 1}",
+                                 param_hint="--seed")
+    check_writable_dir(out_dir, "--out")
+    try:
+        check_memory(0, what, max_memory)  # an invalid $PCK_MAX_MEMORY fails here
+    except MemoryLimitError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def grid_data(dataset, data_dir, val_fraction, seed, dtype):
+    """Load the data once here for a clear message (the workers load it again themselves).
+
+    Returns ``(facts, data_bytes, n_features, n_classes, fields)``: facts ``(name, n_train,
+    n_val, n_test)``, the bytes a cell's copy of the data takes, and ``fields`` the
+    ``dataset``/``data_dir`` of the grid configuration (absolute paths but for the
+    built-in datasets)."""
+    from .main import load_split
+    ds, X_tr, y_tr, X_val, y_val = load_split(dataset, data_dir, val_fraction, seed, dtype)
+    facts = (ds.name, len(y_tr), len(y_val), len(ds.y_test))
+    data_bytes = (X_tr.nbytes + X_val.nbytes + ds.X_test.nbytes) * 2
+    fields = {"dataset": ds.name if ds.name in ("digits", "mnist", "fashion-mnist")
+              else os.path.abspath(dataset),
+              "data_dir": os.path.abspath(data_dir) if data_dir else None}
+    return facts, data_bytes, ds.n_features, ds.n_classes, fields
+
+
+def data_summary(facts):
+    """``NAME: N train / N val / N test`` of :func:`grid_data`'s facts."""
+    return f"{facts[0]}: {facts[1]} train / {facts[2]} val / {facts[3]} test"
+
+
+def check_cells_memory(config, per_cell, model, jobs, scheduler, dask_local, max_memory):
+    """Runtime error (exit 1) when the cells running at once, each holding ``per_cell()``
+    bytes (its data and its widest network, ``model`` describing it), would not fit, or
+    when a layer is too wide to estimate."""
+    from pckernels.memory import MemoryLimitError, check_memory
+    in_parallel = 1 if (scheduler or dask_local) else min(jobs, len(config.cells()))
+    try:
+        check_memory(in_parallel * per_cell(),
+                     f"{in_parallel} cell{'s' if in_parallel > 1 else ''} at once, each an "
+                     f"MLP {model},", max_memory)
+    except MemoryLimitError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _clock(seconds):
@@ -46,6 +110,65 @@ def _csv_help():
     from pckernels.sweep import CSV_COLUMNS
     lines = [f"  {k}: {v}" for k, v in CSV_COLUMNS.items()]
     return "\n".join(lines)
+
+
+def _stack(*options):
+    """One decorator applying ``options`` (click option decorators) in the order listed,
+    which is also their order in --help."""
+    def apply(f):
+        for option in reversed(options):
+            f = option(f)
+        return f
+    return apply
+
+
+#: ``--out DIR`` of ``pck sweep`` and ``pck study``.
+grid_out_option = click.option(
+    "--out", "out_dir", type=click.Path(file_okay=False), required=True,
+    help="Results folder (created; reused to resume).")
+
+#: The data options of a grid: where the data comes from and the validation share.
+grid_data_options = _stack(
+    data_options,
+    click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1,
+                 show_default=True, help="Share of the training set held out for validation."))
+
+#: The model of every cell of a grid (but its depth).
+grid_model_options = _stack(
+    click.option("--width", type=click.IntRange(min=1), default=64, show_default=True,
+                 help="Units per hidden layer."),
+    click.option("--activation", type=click.Choice(sorted(ACTIVATIONS)), default="tanh",
+                 show_default=True, help="Hidden activation."),
+    click.option("--loss", type=click.Choice(sorted(LOSSES)), default="nll",
+                 show_default=True, help="nll: log-softmax + NLL; mse: 1/2 squared error."),
+    click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True,
+                 help="Floating-point type of the parameters, activations and data."),
+    init_option, gain_option, param_option)
+
+#: ``--epochs`` of every cell of a grid.
+grid_epochs_option = click.option(
+    "--epochs", type=click.IntRange(min=1), default=10, show_default=True,
+    help="Passes over the training set of every run.")
+
+#: How a grid runs (:func:`run_grid`): workers, threads, Dask, reuse, progress, memory.
+grid_run_options = _stack(
+    click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
+                 help="Cells in parallel on this machine (joblib processes)."),
+    click.option("--threads", type=click.IntRange(min=1), default=None,
+                 help="Numba threads per cell [default: cores // jobs, so jobs x threads <= "
+                      "cores; on Dask: cores // worker threads of each host]."),
+    click.option("--scheduler", default=None, metavar="ADDRESS",
+                 help="Run the cells on this Dask scheduler (tcp://host:8786)."),
+    click.option("--dask-local", type=click.IntRange(min=1), default=None, metavar="N",
+                 help="Start a local Dask cluster of N single-threaded workers on 127.0.0.1 "
+                      "and run the cells there."),
+    click.option("--force", is_flag=True,
+                 help="Reuse a DIR that holds a different configuration: keep the finished "
+                      "cells the new grid shares with identical settings, delete the rest."),
+    click.option("--progress/--no-progress", default=None,
+                 help="Progress bar [default: on when stderr is a terminal; otherwise one "
+                      "line per finished cell]."),
+    memory_option)
 
 
 SWEEP_HELP = f"""Train a grid of depths x T/L ratios x step sizes x seeds (paper, Figs. 3-5).
@@ -68,8 +191,7 @@ CSV columns:
 
 
 @click.command("sweep", help=SWEEP_HELP)
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
-              help="Results folder (created; reused to resume).")
+@grid_out_option
 @click.option("--algo", type=click.Choice(ALGORITHMS), default="fpa", show_default=True,
               help="Algorithm of the grid (bp: baselines only).")
 @click.option("--depth", "depths", default="2,5,10,20", show_default=True,
@@ -87,53 +209,23 @@ CSV columns:
               help="Seeds of initialisation, shuffling and the validation split, "
                    "comma-separated (one run per seed).")
 @click.option("--no-baseline", is_flag=True, help="Skip the backprop baselines.")
-@data_options
-@click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1,
-              show_default=True, help="Share of the training set held out for validation.")
-@click.option("--width", type=click.IntRange(min=1), default=64, show_default=True,
-              help="Units per hidden layer.")
-@click.option("--activation", type=click.Choice(sorted(ACTIVATIONS)), default="tanh",
-              show_default=True, help="Hidden activation.")
-@click.option("--loss", type=click.Choice(sorted(LOSSES)), default="nll", show_default=True,
-              help="nll: log-softmax + NLL; mse: 1/2 squared error.")
-@click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True,
-              help="Floating-point type of the parameters, activations and data.")
-@init_option
-@gain_option
-@param_option
+@grid_data_options
+@grid_model_options
 @optimizer_options
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
               help="Samples per mini-batch (one parameter update each).")
-@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Passes over the training set of every run.")
+@grid_epochs_option
 @click.option("--precision-ratio", type=float, default=1.0, show_default=True,
               callback=positive(), help="scaled: k, the hidden precisions.")
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Cells in parallel on this machine (joblib processes).")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Numba threads per cell [default: cores // jobs, so jobs x threads <= "
-                   "cores; on Dask: cores // worker threads of each host].")
-@click.option("--scheduler", default=None, metavar="ADDRESS",
-              help="Run the cells on this Dask scheduler (tcp://host:8786).")
-@click.option("--dask-local", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Start a local Dask cluster of N single-threaded workers on 127.0.0.1 "
-                   "and run the cells there.")
-@click.option("--force", is_flag=True,
-              help="Reuse a DIR that holds a different configuration: keep the finished "
-                   "cells the new grid shares with identical settings, delete the rest.")
-@click.option("--progress/--no-progress", default=None,
-              help="Progress bar [default: on when stderr is a terminal; otherwise one "
-                   "line per finished cell].")
-@memory_option
+@grid_run_options
 def sweep(out_dir, algo, depths, ratios, step_sizes, seeds, no_baseline, dataset, data_dir,
           val_fraction, width, activation, loss, dtype, init, gain, param, optimizer, lr,
           momentum, weight_decay, batch_size, epochs, precision_ratio, jobs, threads, scheduler,
           dask_local, force, progress, max_memory):
     from pckernels import sweep as S
-    from pckernels.memory import (MemoryLimitError, check_memory, describe_sizes,
-                                  training_bytes)
+    from pckernels.memory import describe_sizes, training_bytes
 
-    from .main import IDX_DATASETS, load_split
+    from .main import IDX_DATASETS
 
     # Every option is checked before anything is written.
     warn_unused(click.get_current_context(), [
@@ -146,58 +238,29 @@ def sweep(out_dir, algo, depths, ratios, step_sizes, seeds, no_baseline, dataset
          f"to --dataset {dataset} (only to mnist and fashion-mnist)"),
         ("jobs", "--jobs", not (scheduler or dask_local), "to a Dask run"),
     ])
-    if scheduler and dask_local:
-        raise click.UsageError("use either --scheduler or --dask-local, not both")
-    if init not in WEIGHT_INITS:  # forward/zeros, the old latent spellings of pck train
-        raise click.BadParameter(f"{init!r} is not one of {', '.join(map(repr, WEIGHT_INITS))}",
-                                 param_hint="--init")
-    try:
-        check_init(init, param, gain)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
-    if any(s < 0 or s >= 2 ** 32 for s in seeds):
-        raise click.BadParameter(f"every seed must be in 0..{2 ** 32 - 1}",
-                                 param_hint="--seed")
-    check_writable_dir(out_dir, "--out")
-    try:
-        check_memory(0, "the sweep", max_memory)  # an invalid $PCK_MAX_MEMORY fails here
-    except MemoryLimitError as exc:
-        raise click.UsageError(str(exc)) from None
-    # Validate the data here for a clear message; workers load it again themselves.
-    ds, X_tr, y_tr, X_val, y_val = load_split(dataset, data_dir, val_fraction, seeds[0],
-                                              dtype)
-    data_facts = (ds.name, len(y_tr), len(y_val), len(ds.y_test), ds.source)
-    data_bytes = (X_tr.nbytes + X_val.nbytes + ds.X_test.nbytes) * 2
-    n_features, n_classes = ds.n_features, ds.n_classes
-    del ds, X_tr, y_tr, X_val, y_val
+    check_grid_options(out_dir, init, param, gain, seeds, scheduler, dask_local, max_memory,
+                       "the sweep")
+    data_facts, data_bytes, n_features, n_classes, data_fields = grid_data(
+        dataset, data_dir, val_fraction, seeds[0], dtype)
     try:
         config = S.SweepConfig(
             depths=depths, ratios=ratios, step_sizes=step_sizes, seeds=seeds, algo=algo,
-            baseline=not no_baseline, dataset=data_facts[0] if data_facts[0] in
-            ("digits", "mnist", "fashion-mnist") else os.path.abspath(dataset),
-            data_dir=os.path.abspath(data_dir) if data_dir else None,
-            val_fraction=val_fraction, width=width, activation=activation, loss=loss,
-            dtype=dtype, optimizer=optimizer, lr=lr, momentum=momentum,
-            weight_decay=weight_decay, batch_size=batch_size, epochs=epochs,
-            precision_ratio=precision_ratio, init=init, param=param, gain=gain)
+            baseline=not no_baseline, **data_fields, val_fraction=val_fraction, width=width,
+            activation=activation, loss=loss, dtype=dtype, optimizer=optimizer, lr=lr,
+            momentum=momentum, weight_decay=weight_decay, batch_size=batch_size,
+            epochs=epochs, precision_ratio=precision_ratio, init=init, param=param, gain=gain)
     except S.SweepError as exc:
         raise click.UsageError(_option_names(str(exc))) from None
-    # Each of the cells running at once holds its data and its widest network.
-    in_parallel = 1 if (scheduler or dask_local) else min(jobs, len(config.cells()))
     sizes = [n_features] + [width] * max(config.depths) + [n_classes]
-    try:
-        per_cell = training_bytes(sizes, batch_size, dtype=dtype, algo=algo,
-                                  optimizer=optimizer, loss=loss, cosine=True,
-                                  n_eval=data_facts[2] + data_facts[3],
-                                  n_train=data_facts[1], param=param) + data_bytes
-        check_memory(in_parallel * per_cell,
-                     f"{in_parallel} cell{'s' if in_parallel > 1 else ''} at once, each an "
-                     f"MLP up to {describe_sizes(sizes)},", max_memory)
-    except MemoryLimitError as exc:
-        raise click.ClickException(str(exc)) from None
+    check_cells_memory(
+        config, lambda: training_bytes(sizes, batch_size, dtype=dtype, algo=algo,
+                                       optimizer=optimizer, loss=loss, cosine=True,
+                                       n_eval=data_facts[2] + data_facts[3],
+                                       n_train=data_facts[1], param=param) + data_bytes,
+        f"up to {describe_sizes(sizes)}", jobs, scheduler, dask_local, max_memory)
 
-    header = (f"{data_facts[0]}: {data_facts[1]} train / {data_facts[2]} val / "
-              f"{data_facts[3]} test; {algo}, depths {','.join(map(str, config.depths))}, "
+    header = (f"{data_summary(data_facts)}; {algo}, depths "
+              f"{','.join(map(str, config.depths))}, "
               f"T/L {','.join(f'{r:g}' for r in config.ratios)}, step sizes "
               f"{','.join(f'{s:g}' for s in config.step_sizes)}, seeds "
               f"{','.join(map(str, config.seeds))}; init {init}, param {param}; "

@@ -21,7 +21,8 @@ import numpy as np
 
 from .io import atomic_write
 from .kernels.activations import ACTIVATIONS, _activate, _mul_grad_from_output
-from .model import MLP, _npz_member_header, check_sizes
+from .model import (MLP, _npz_member_header, check_input_array, check_labels,
+                    check_sizes)
 
 #: The label energies E_y(x_0; t) on the label node (docs/algorithms.md).
 LABEL_ENERGIES = ("gaussian", "categorical")
@@ -197,36 +198,11 @@ class GenerativePC:
 
         Raises ValueError for a wrong shape, an empty batch, non-numbers or NaN/inf.
         """
-        X = np.asarray(X)
-        if X.ndim == 1:
-            X = X[None, :]
-        if X.ndim != 2 or X.shape[1] != self.sizes[0]:
-            raise ValueError(f"X must have shape (batch, {self.sizes[0]}), got {X.shape}")
-        if X.shape[0] < 1:
-            raise ValueError("X is empty")
-        if X.dtype.kind not in "biuf":
-            raise ValueError(f"X must be real numbers, got dtype {X.dtype}")
-        with np.errstate(over="ignore", invalid="ignore"):
-            X = np.ascontiguousarray(X, dtype=self.dtype)
-        if not np.isfinite(X).all():
-            raise ValueError("X contains NaN or infinite values")
-        return X
+        return check_input_array(X, self.sizes[0], self.dtype)
 
     def check_targets(self, y, batch):
         """``(labels, empty targets)``: integer labels in ``[0, n_classes)`` (ValueError)."""
-        y = np.asarray(y)
-        if y.ndim != 1 or y.shape[0] != batch:
-            raise ValueError(f"y must have shape ({batch},), got {y.shape}")
-        if y.dtype.kind == "f":
-            if not np.isfinite(y).all() or np.any(y != np.round(y)):
-                raise ValueError("labels must be integers")
-        elif y.dtype.kind not in "iu":
-            raise ValueError(f"labels must be integers, got dtype {y.dtype}")
-        labels = y.astype(np.int64)
-        if labels.size and (labels.min() < 0 or labels.max() >= self.n_classes):
-            raise ValueError(f"labels must lie in [0, {self.n_classes - 1}], got range "
-                             f"[{labels.min()}, {labels.max()}]")
-        return labels, np.zeros((0, 0), dtype=self.dtype)
+        return check_labels(y, batch, self.n_classes), np.zeros((0, 0), dtype=self.dtype)
 
     # -- the energy and its gradients ----------------------------------------------------
 

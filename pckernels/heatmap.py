@@ -7,14 +7,14 @@ where some seeds diverged shows the survivors' mean and how many diverged. matpl
 (the ``plot`` extra) is imported only when drawing.
 """
 import csv
-import io
 import math
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from .plot import PlotError, _pyplot, load_metadata, supported_formats
+from .plot import (PlotError, _float as _num, _pyplot, check_absent, check_formats, load_metadata,
+                   make_out_dir, read_table, save_figure)
 
 #: Figures written by :func:`plot_heatmaps`: file stem -> (CSV column, colour bar label).
 HEATMAPS = {
@@ -41,10 +41,6 @@ def csv_grid_kind(path):
     return "depth-steps"
 
 
-def _num(text):
-    return float(text) if text not in ("", None) else float("nan")
-
-
 def load_study(path):
     """Rows of an ``lr-batch`` CSV as dicts with numbers parsed (empty fields NaN).
 
@@ -53,27 +49,8 @@ def load_study(path):
     PlotError
         Naming the file (and line) for a file that is not a complete ``lr-batch`` table.
     """
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            text = f.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PlotError(f"{path}: cannot read as a text CSV file ({exc})") from None
-    try:
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        rows = list(reader)
-    except csv.Error as exc:
-        raise PlotError(f"{path}: not a valid CSV file ({exc})") from None
-    if not rows:
-        raise PlotError(f"{path}: no rows")
-    missing = set(_NEED) - set(reader.fieldnames or ())
-    if missing:
-        raise PlotError(f"{path}: not an lr-batch results file (missing "
-                        f"{', '.join(sorted(missing))})")
     out = []
-    for line, r in enumerate(rows, start=2):
-        if None in r or any(v is None for v in r.values()):
-            raise PlotError(f"{path}: line {line} has the wrong number of fields "
-                            "(file cut short or corrupt?)")
+    for line, r in read_table(path, _NEED, "an lr-batch results file"):
         try:
             out.append({"run": r["run"], "lr": float(r["lr"]),
                         "batch_size": int(r["batch_size"]), "seed": int(r["seed"]),
@@ -136,17 +113,9 @@ def plot_heatmaps(csv_path, out_dir, formats=("png", "svg"), overwrite=True):
     """
     plt = _pyplot()
     from matplotlib.colors import Normalize
-    formats = tuple(formats)
-    supported = supported_formats()
-    bad = [f for f in formats if f not in supported]
-    if not formats or bad:
-        raise PlotError(f"unknown image format {bad[0]!r}; choose from "
-                        f"{', '.join(sorted(supported))}" if bad else "no image format given")
+    formats = check_formats(formats)
     if not overwrite:
-        exist = [p for p in heatmap_paths(out_dir, formats) if p.exists()]
-        if exist:
-            raise PlotError(f"{exist[0]} exists ({len(exist)} of the figures do); "
-                            "use --force to replace them, or another --out")
+        check_absent(heatmap_paths(out_dir, formats))
     rows = load_study(csv_path)
     runs = list(dict.fromkeys(r["run"] for r in rows))
     lrs = sorted({r["lr"] for r in rows})
@@ -154,10 +123,7 @@ def plot_heatmaps(csv_path, out_dir, formats=("png", "svg"), overwrite=True):
     n_seeds = len({r["seed"] for r in rows})
     cfg = load_metadata(csv_path)
     out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise PlotError(f"cannot create {out}: {exc.strerror or exc}") from None
+    make_out_dir(out)
     cmap = plt.get_cmap("viridis").copy()
     norm = Normalize(0.0, 1.0)
     ncols = min(len(runs), 3)
@@ -214,17 +180,6 @@ def plot_heatmaps(csv_path, out_dir, formats=("png", "svg"), overwrite=True):
                    "diverged (eK: earliest epoch)")
         fig.suptitle(f"Section 3.6: {label} over learning rate and batch size\n"
                      + "; ".join(sub), fontsize=10, linespacing=1.5)
-        for fmt in formats:
-            path = out / f"{stem}.{fmt}"
-            tmp = out / f".tmp-{stem}.{fmt}"
-            # No creation date in the SVG, so re-plotting the same CSV gives the same file.
-            meta = {"Date": None} if fmt == "svg" else None
-            try:
-                fig.savefig(tmp, dpi=150, format=fmt, metadata=meta)
-                tmp.replace(path)
-            finally:
-                if tmp.exists():
-                    tmp.unlink()
-            paths.append(path)
+        paths += save_figure(fig, out, stem, formats)
         plt.close(fig)
     return paths

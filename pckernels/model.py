@@ -148,6 +148,64 @@ def _check_name(kind, name, registry):
     return registry[name]
 
 
+
+def check_input_array(X, n_in, dtype):
+    """Inputs as a C-contiguous array of shape (batch, n_in) and type ``dtype``; a 1-D
+    ``X`` is one row.
+
+    Raises
+    ------
+    ValueError
+        For a wrong shape, an empty batch, non-numbers, NaN/inf, or a value that
+        overflows ``dtype`` (naming the first such entry).
+    """
+    X = np.asarray(X)
+    if X.ndim == 1:
+        X = X[None, :]
+    if X.ndim != 2 or X.shape[1] != n_in:
+        raise ValueError(f"X must have shape (batch, {n_in}), got {X.shape}")
+    if X.shape[0] < 1:
+        raise ValueError("X is empty")
+    if X.dtype.kind not in "biuf":
+        raise ValueError(f"X must be real numbers, got dtype {X.dtype}")
+    original = X
+    with np.errstate(over="ignore", invalid="ignore"):
+        X = np.ascontiguousarray(X, dtype=dtype)
+    finite = np.isfinite(X)
+    if not finite.all():
+        row, col = np.argwhere(~finite)[0]
+        value = original[row, col]
+        if np.isfinite(value):
+            raise ValueError(f"X[{row}, {col}] = {value:g} overflows {X.dtype.name}")
+        raise ValueError(f"X contains NaN or infinite values (first at row {row}, "
+                         f"column {col})")
+    return X
+
+
+def check_labels(y, batch, n_classes):
+    """Integer class labels of shape (batch,) in ``[0, n_classes)`` as int64.
+
+    Raises
+    ------
+    ValueError
+        For a wrong shape, non-integers (floats with a fraction count), or a label out of
+        range.
+    """
+    y = np.asarray(y)
+    if y.ndim != 1 or y.shape[0] != batch:
+        raise ValueError(f"y must have shape ({batch},), got {y.shape}")
+    if y.dtype.kind == "f":
+        if not np.isfinite(y).all() or np.any(y != np.round(y)):
+            raise ValueError("labels must be integers")
+    elif y.dtype.kind not in "iu":
+        raise ValueError(f"labels must be integers, got dtype {y.dtype}")
+    labels = y.astype(np.int64)
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(f"labels must lie in [0, {n_classes - 1}], got range "
+                         f"[{labels.min()}, {labels.max()}]")
+    return labels
+
+
 class MLP:
     """A fully connected network ``h_{l+1} = g_l(h_l W_l + b_l)`` (docs/algorithms.md).
 
@@ -330,27 +388,7 @@ class MLP:
 
     def check_input(self, X):
         """Validate and convert inputs to a C-contiguous (batch, n_0) array of the model dtype."""
-        X = np.asarray(X)
-        if X.ndim == 1:
-            X = X[None, :]
-        if X.ndim != 2 or X.shape[1] != self.sizes[0]:
-            raise ValueError(f"X must have shape (batch, {self.sizes[0]}), got {X.shape}")
-        if X.shape[0] < 1:
-            raise ValueError("X is empty")
-        if X.dtype.kind not in "biuf":
-            raise ValueError(f"X must be real numbers, got dtype {X.dtype}")
-        original = X
-        with np.errstate(over="ignore", invalid="ignore"):
-            X = np.ascontiguousarray(X, dtype=self.dtype)
-        finite = np.isfinite(X)
-        if not finite.all():
-            row, col = np.argwhere(~finite)[0]
-            value = original[row, col]
-            if np.isfinite(value):
-                raise ValueError(f"X[{row}, {col}] = {value:g} overflows {self.dtype.name}")
-            raise ValueError(f"X contains NaN or infinite values (first at row {row}, "
-                             f"column {col})")
-        return X
+        return check_input_array(X, self.sizes[0], self.dtype)
 
     def check_targets(self, y, batch):
         """Return ``(labels, targets)`` arrays for the loss kernels.
@@ -367,17 +405,7 @@ class MLP:
             if not np.isfinite(targets).all():
                 raise ValueError("targets contain NaN or infinite values")
             return np.zeros(0, dtype=np.int64), targets
-        if y.ndim != 1 or y.shape[0] != batch:
-            raise ValueError(f"y must have shape ({batch},), got {y.shape}")
-        if y.dtype.kind == "f":
-            if not np.isfinite(y).all() or np.any(y != np.round(y)):
-                raise ValueError("labels must be integers")
-        elif y.dtype.kind not in "iu":
-            raise ValueError(f"labels must be integers, got dtype {y.dtype}")
-        labels = y.astype(np.int64)
-        if labels.size and (labels.min() < 0 or labels.max() >= n_out):
-            raise ValueError(f"labels must lie in [0, {n_out - 1}], got range "
-                             f"[{labels.min()}, {labels.max()}]")
+        labels = check_labels(y, batch, n_out)
         if self.loss == "mse":
             targets = np.zeros((batch, n_out), dtype=self.dtype)
             targets[np.arange(batch), labels] = 1

@@ -31,12 +31,13 @@ def _float(text):
     return float(text) if text not in ("", None) else float("nan")
 
 
-def load_results(path):
-    """Rows of a sweep CSV as dicts with numbers parsed (empty fields become NaN).
+def read_table(path, need, what, complete=False):
+    """``(line, row)`` for every row of a CSV file, rows as dicts of strings, with at
+    least the columns ``need``.
 
-    Raises :class:`PlotError` naming the file (and the line) for anything that is not a
-    complete sweep table: an unreadable or binary file, missing columns, no rows, a row
-    with missing or extra fields (a file cut short) or a field that is not a number.
+    Raises :class:`PlotError` naming the file (and the line) for an unreadable or binary
+    file, no rows, missing columns (``what`` names what the file is not), a row with
+    missing or extra fields, or (``complete``) a last line without its line end.
     """
     try:
         with open(path, newline="", encoding="utf-8") as f:
@@ -52,20 +53,32 @@ def load_results(path):
         rows = list(reader)
     except csv.Error as exc:
         raise PlotError(f"{path}: not a valid CSV file ({exc})") from None
-    need = {"algo", "depth", "ratio", "step_size", "seed", "epoch", "cosine", "val_accuracy",
-            "test_accuracy"}
     if not rows:
         raise PlotError(f"{path}: no rows")
-    missing = need - set(reader.fieldnames or ())
+    missing = set(need) - set(reader.fieldnames or ())
     if missing:
-        raise PlotError(f"{path}: not a sweep results file (missing {', '.join(sorted(missing))})")
-    if not text.endswith("\n"):
+        raise PlotError(f"{path}: not {what} (missing {', '.join(sorted(missing))})")
+    if complete and not text.endswith("\n"):
         raise PlotError(f"{path}: the last line is not complete (file cut short?)")
-    out = []
     for line, r in enumerate(rows, start=2):
         if None in r or any(v is None for v in r.values()):
-            raise PlotError(f"{path}: line {line} has {'too many' if None in r else 'too few'} "
-                            "fields (file cut short or corrupt?)")
+            raise PlotError(f"{path}: line {line} has the wrong number of fields ("
+                            f"{'too many' if None in r else 'too few'}; file cut short or "
+                            "corrupt?)")
+        yield line, r
+
+
+def load_results(path):
+    """Rows of a sweep CSV as dicts with numbers parsed (empty fields become NaN).
+
+    Raises :class:`PlotError` naming the file (and the line) for anything that is not a
+    complete sweep table: an unreadable or binary file, missing columns, no rows, a row
+    with missing or extra fields (a file cut short) or a field that is not a number.
+    """
+    need = {"algo", "depth", "ratio", "step_size", "seed", "epoch", "cosine", "val_accuracy",
+            "test_accuracy"}
+    out = []
+    for line, r in read_table(path, need, "a sweep results file", complete=True):
         try:
             out.append({"algo": r["algo"], "depth": int(r["depth"]),
                         "ratio": _float(r["ratio"]), "step_size": _float(r["step_size"]),
@@ -307,41 +320,70 @@ def plot_figures(csv_path, out_dir, cosine_epochs="mean", formats=("png", "svg")
         cannot be created, or a CSV :func:`make_figures` rejects.
     """
     plt = _pyplot()
+    formats = check_formats(formats)
+    out = Path(out_dir)
+    if not overwrite:
+        check_absent(figure_paths(out, formats))
+    figures = make_figures(csv_path, cosine_epochs)
+    try:
+        make_out_dir(out)
+    except PlotError:
+        for fig in figures.values():
+            plt.close(fig)
+        raise
+    paths = []
+    try:
+        for fig_key, fig in figures.items():
+            paths += save_figure(fig, out, fig_key, formats)
+    finally:
+        for fig in figures.values():
+            plt.close(fig)
+    return paths
+
+
+# ---------------------------------------------------------------------- writing figures
+# Shared with pckernels.heatmap.
+
+def check_formats(formats):
+    """``formats`` as a tuple; :class:`PlotError` for none or one matplotlib cannot write."""
     formats = tuple(formats)
     supported = supported_formats()
     bad = [f for f in formats if f not in supported]
     if not formats or bad:
         raise PlotError(f"unknown image format {bad[0]!r}; choose from "
                         f"{', '.join(sorted(supported))}" if bad else "no image format given")
-    out = Path(out_dir)
-    if not overwrite:
-        exist = [p for p in figure_paths(out, formats) if p.exists()]
-        if exist:
-            raise PlotError(f"{exist[0]} exists ({len(exist)} of the figures do); "
-                            "use --force to replace them, or another --out")
-    figures = make_figures(csv_path, cosine_epochs)
+    return formats
+
+
+def check_absent(paths):
+    """:class:`PlotError` if any of the figure files ``paths`` exists (no overwriting)."""
+    exist = [p for p in paths if p.exists()]
+    if exist:
+        raise PlotError(f"{exist[0]} exists ({len(exist)} of the figures do); "
+                        "use --force to replace them, or another --out")
+
+
+def make_out_dir(out):
+    """Create the folder ``out`` (and its parents); :class:`PlotError` if that fails."""
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        for fig in figures.values():
-            plt.close(fig)
         raise PlotError(f"cannot create {out}: {exc.strerror or exc}") from None
+
+
+def save_figure(fig, out, stem, formats):
+    """Write ``fig`` as ``out/stem.FMT`` for every format, each atomically; return the
+    paths. The SVG has no creation date, so re-plotting the same CSV gives the same file."""
     paths = []
-    try:
-        for fig_key, fig in figures.items():
-            for fmt in formats:
-                path = out / f"{fig_key}.{fmt}"
-                tmp = out / f".tmp-{fig_key}.{fmt}"
-                # No creation date in the SVG, so re-plotting the same CSV gives the same file.
-                meta = {"Date": None} if fmt == "svg" else None
-                try:
-                    fig.savefig(tmp, dpi=150, format=fmt, metadata=meta)
-                    tmp.replace(path)
-                finally:
-                    if tmp.exists():
-                        tmp.unlink()
-                paths.append(path)
-    finally:
-        for fig in figures.values():
-            plt.close(fig)
+    for fmt in formats:
+        path = out / f"{stem}.{fmt}"
+        tmp = out / f".tmp-{stem}.{fmt}"
+        meta = {"Date": None} if fmt == "svg" else None
+        try:
+            fig.savefig(tmp, dpi=150, format=fmt, metadata=meta)
+            tmp.replace(path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        paths.append(path)
     return paths

@@ -27,19 +27,14 @@ The cells run on the sweep machinery of :mod:`pckernels.sweep` (one folder, resu
 joblib or Dask): ``run_sweep(StudyConfig(...), DIR)``. ``DIR/results.csv`` has one row per
 cell, see :data:`STUDY_COLUMNS`.
 """
-import hashlib
-import json
 import math
-import os
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
-from .config import get_threads, set_threads
-from .kernels import ACTIVATIONS, LOSSES
-from .model import DTYPES, MLP, check_init
-from .pc import SCHEDULES
-from .sweep import SweepError, _split
-from .training import MLP_ALGORITHMS, DivergenceError, History, PCSettings, train
+from .sweep import (GridConfig, SweepError, cell_model, cell_record, cell_threads,
+                    train_cell_model)
+from .training import DivergenceError  # noqa: F401  (what a cell records as diverged)
+from .training import MLP_ALGORITHMS, History, PCSettings, train
 
 #: Optimizers of a run label, ``ALGO-OPT``.
 STUDY_OPTIMIZERS = ("sgd", "momentum", "adam")
@@ -131,7 +126,7 @@ class StudyCell:
 
 
 @dataclass(frozen=True)
-class StudyConfig:
+class StudyConfig(GridConfig):
     """Everything that determines an ``lr-batch`` grid's numbers.
 
     The grid is ``algos x lrs x batch_sizes x seeds`` (``algos`` are run labels, see the
@@ -139,6 +134,7 @@ class StudyConfig:
     hidden layers of ``width`` units trained for ``epochs`` epochs on ``dataset``.
     """
     GRID = "lr-batch"
+    GRID_KEYS = GRID_KEYS
 
     algos: tuple = ("bp-sgd", "bp-momentum", "bp-adam", "vpc-sgd")
     lrs: tuple = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0)
@@ -161,51 +157,20 @@ class StudyConfig:
     gain: float = None
 
     def __post_init__(self):
-        def norm(name, values, kind, check, what):
-            try:
-                vals = tuple(kind(v) for v in values)
-            except (TypeError, ValueError) as exc:
-                raise SweepError(f"{name}: {exc}") from None
-            if not vals:
-                raise SweepError(f"{name}: needs at least one value")
-            bad = [v for v in vals if not check(v)]
-            if bad:
-                raise SweepError(f"{name}: every value must be {what}, got {bad[0]!r}")
-            object.__setattr__(self, name, tuple(dict.fromkeys(vals)))
-
         def canonical(label):
             return run_label(*parse_run(label))
 
-        norm("algos", self.algos, canonical, lambda v: True, "a run label")
-        norm("lrs", self.lrs, float, lambda v: math.isfinite(v) and v > 0, "> 0")
-        norm("batch_sizes", self.batch_sizes, int, lambda v: v >= 1, "an integer >= 1")
-        norm("seeds", self.seeds, int, lambda v: 0 <= v < 2 ** 32,
-             "an integer in 0 .. 2**32 - 1")
-        if self.activation not in ACTIVATIONS:
-            raise SweepError(f"unknown activation {self.activation!r}; choose from "
-                             f"{', '.join(sorted(ACTIVATIONS))}")
-        if self.loss not in LOSSES:
-            raise SweepError(f"unknown loss {self.loss!r}; choose from "
-                             f"{', '.join(sorted(LOSSES))}")
-        if self.dtype not in DTYPES:
-            raise SweepError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
-        if self.schedule not in SCHEDULES:
-            raise SweepError(f"schedule must be one of {', '.join(SCHEDULES)}")
+        self._norm_axis("algos", self.algos, canonical, lambda v: True, "a run label")
+        self._norm_axis("lrs", self.lrs, float, lambda v: math.isfinite(v) and v > 0, "> 0")
+        self._norm_axis("batch_sizes", self.batch_sizes, int, lambda v: v >= 1,
+                        "an integer >= 1")
+        self._norm_axis("seeds", self.seeds, int, lambda v: 0 <= v < 2 ** 32,
+                        "an integer in 0 .. 2**32 - 1")
         if not 0 <= self.momentum < 1:
             raise SweepError(f"momentum must lie in [0, 1), got {self.momentum}")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise SweepError(f"weight_decay must be finite and >= 0, got {self.weight_decay}")
-        try:
-            check_init(self.init, self.param, self.gain)
-        except ValueError as exc:
-            raise SweepError(str(exc)) from None
-        if self.gain is not None:
-            object.__setattr__(self, "gain", float(self.gain))
-        for name in ("depth", "width", "epochs"):
-            if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
-                raise SweepError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
-        if not 0 <= self.val_fraction < 1:
-            raise SweepError(f"val_fraction must lie in [0, 1), got {self.val_fraction}")
+        self._check_shared(("depth", "width", "epochs"))
 
     # ------------------------------------------------------------------ grid
 
@@ -217,31 +182,6 @@ class StudyConfig:
     def cells(self):
         """The training runs, longest first (a good order for parallel workers)."""
         return sorted(self.rows(), key=lambda c: -c.work)
-
-    # ------------------------------------------------------------------ identity
-
-    def to_dict(self):
-        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
-                for f in fields(self)}
-
-    @classmethod
-    def from_dict(cls, d):
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
-    def comparable(self):
-        """The settings that must match to resume: everything but where the data lives."""
-        d = self.to_dict()
-        d.pop("data_dir")
-        return d
-
-    def settings_hash(self):
-        """Hash of the shared training settings (not the grid axes): a cell file carries
-        it, so a finished cell is reused only by a grid that would compute its numbers."""
-        d = self.comparable()
-        for k in GRID_KEYS:
-            d.pop(k)
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     # ------------------------------------------------------------------ grid kind
 
@@ -278,41 +218,23 @@ def run_study_cell(cell, config, threads=None):
     threads : int, optional
         Numba threads for this cell; None leaves the worker's setting.
     """
-    import numba
-    previous = get_threads()
-    if threads:
-        set_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
-    try:
+    with cell_threads(threads):
         start = time.perf_counter()
-        X_tr, y_tr, X_val, y_val, X_te, y_te, n_classes, source = _split(
-            config.dataset, config.data_dir, config.val_fraction, cell.seed, config.dtype)
-        sizes = [X_tr.shape[1]] + [config.width] * config.depth + [n_classes]
-        net = MLP(sizes, activation=config.activation, loss=config.loss, dtype=config.dtype,
-                  seed=cell.seed, init=config.init, param=config.param, gain=config.gain)
+        net, data, sizes, source = cell_model(config, cell.seed, config.depth)
         algo, opt = parse_run(cell.run)
         pc = None
         if algo != "bp":
             pc = PCSettings(schedule=config.schedule).resolved(algo, config.depth)
         # OWN_STEP algorithms ignore the optimizer; "sgd" keeps train()'s checks happy.
         history = History()
-        status, error = "completed", None
-        try:
-            _train(net, X_tr, y_tr, X_val if len(y_val) else None,
-                   y_val if len(y_val) else None, X_te, y_te, algo=algo, pc=pc,
-                   epochs=config.epochs, batch_size=cell.batch_size,
-                   optimizer="adam" if opt == "adam" else "sgd", lr=cell.lr,
-                   momentum=config.momentum if opt == "momentum" else 0.0,
-                   weight_decay=config.weight_decay, seed=cell.seed, history=history,
-                   on_warning=lambda message: None)  # kept in history.warnings
-        except DivergenceError as exc:
-            status, error = "diverged", str(exc)
-        return {"cell": asdict(cell), "name": cell.name, "settings": config.settings_hash(),
-                "status": status, "error": error, "sizes": sizes, "data_source": source,
-                "pc": None if pc is None else asdict(pc), "warnings": history.warnings,
-                "epochs": history.as_dicts(), "wall_seconds": time.perf_counter() - start,
-                "threads": get_threads(), "host": os.uname().nodename}
-    finally:
-        set_threads(previous)
+        status, error = train_cell_model(
+            _train, net, data, algo=algo, pc=pc, epochs=config.epochs,
+            batch_size=cell.batch_size, optimizer="adam" if opt == "adam" else "sgd",
+            lr=cell.lr, momentum=config.momentum if opt == "momentum" else 0.0,
+            weight_decay=config.weight_decay, seed=cell.seed, history=history,
+            on_warning=lambda message: None)  # kept in history.warnings
+        return cell_record(cell, config, status, error, sizes, source, history, start,
+                           pc=None if pc is None else asdict(pc), warnings=history.warnings)
 
 
 def _train(*args, **kwargs):

@@ -28,7 +28,9 @@ with ``GRID`` (its name, stored as ``"grid"`` in ``results.json``), ``cells()``,
 ``settings_hash()``, ``comparable()``, ``to_dict()``/``from_dict()``, ``train_cell(cell,
 threads)``, ``csv_columns`` and ``csv_rows(records)``, whose cells are frozen dataclasses
 with a unique ``name``. :class:`SweepConfig` is the ``depth-steps`` grid of Figs. 3-5;
-:class:`pckernels.study.StudyConfig` the ``lr-batch`` grid of section 3.6.
+:class:`pckernels.study.StudyConfig` the ``lr-batch`` grid of section 3.6. Both derive
+from :class:`GridConfig` (validation and identity) and train a cell with the helpers
+:func:`cell_threads`, :func:`cell_model`, :func:`train_cell_model` and :func:`cell_record`.
 """
 import csv
 import hashlib
@@ -38,6 +40,7 @@ import math
 import os
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
@@ -85,6 +88,84 @@ class SweepError(ValueError):
     """A sweep cannot start: invalid grid, or a changed configuration for an existing folder."""
 
 
+class GridConfig:
+    """Validation and identity shared by the grid kinds (a base of frozen dataclasses).
+
+    A subclass sets ``GRID`` (its name) and ``GRID_KEYS`` (its grid axes: a configuration
+    differing only in these still shares finished cells) and has the fields ``data_dir``,
+    ``activation``, ``loss``, ``dtype``, ``schedule``, ``init``, ``param``, ``gain`` and
+    ``val_fraction``; see the module docstring for the rest of a grid kind.
+    """
+    GRID = None
+    GRID_KEYS = ()
+
+    def _norm_axis(self, name, values, kind, check, what, expected=None):
+        """Set the grid axis ``name`` to ``values`` converted by ``kind``, duplicates
+        dropped; :class:`SweepError` (``"name: ..."``) for an empty axis or a value that
+        does not convert (``expected`` describes the list; None: the conversion's message)
+        or fails ``check`` (``what`` says what it must be)."""
+        try:
+            vals = tuple(kind(v) for v in values)
+        except (TypeError, ValueError) as exc:
+            detail = str(exc) if expected is None else f"expected {expected}, got {values!r}"
+            raise SweepError(f"{name}: {detail}") from None
+        if not vals:
+            raise SweepError(f"{name}: needs at least one value")
+        bad = [v for v in vals if not check(v)]
+        if bad:
+            raise SweepError(f"{name}: every value must be {what}, got {bad[0]!r}")
+        object.__setattr__(self, name, tuple(dict.fromkeys(vals)))
+
+    def _check_shared(self, int_fields):
+        """:class:`SweepError` for an invalid model or training setting the grid kinds
+        share; ``int_fields`` name the fields that must be integers >= 1."""
+        if self.activation not in ACTIVATIONS:
+            raise SweepError(f"unknown activation {self.activation!r}; choose from "
+                             f"{', '.join(sorted(ACTIVATIONS))}")
+        if self.loss not in LOSSES:
+            raise SweepError(f"unknown loss {self.loss!r}; choose from "
+                             f"{', '.join(sorted(LOSSES))}")
+        if self.dtype not in DTYPES:
+            raise SweepError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.schedule not in SCHEDULES:
+            raise SweepError(f"schedule must be one of {', '.join(SCHEDULES)}")
+        try:
+            check_init(self.init, self.param, self.gain)
+        except ValueError as exc:
+            raise SweepError(str(exc)) from None
+        if self.gain is not None:
+            object.__setattr__(self, "gain", float(self.gain))  # 1 and 1.0: one settings hash
+        for name in int_fields:
+            if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
+                raise SweepError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
+        if not 0 <= self.val_fraction < 1:
+            raise SweepError(f"val_fraction must lie in [0, 1), got {self.val_fraction}")
+
+    def to_dict(self):
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+                for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, d):
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def comparable(self):
+        """The settings that must match to resume: everything but where the data lives."""
+        d = self.to_dict()
+        d.pop("data_dir")
+        return d
+
+    def settings_hash(self):
+        """Hash of the shared training settings (not the grid axes ``GRID_KEYS``): a cell
+        file carries it, so a finished cell is reused only by a grid that would compute
+        the same numbers."""
+        d = self.comparable()
+        for k in self.GRID_KEYS:
+            d.pop(k)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def steps_for_ratio(ratio, depth):
     """Inference steps ``T = max(1, round_half_up(ratio * depth))`` for a ratio ``T / L``.
 
@@ -119,7 +200,7 @@ class Cell:
 
 
 @dataclass(frozen=True)
-class SweepConfig:
+class SweepConfig(GridConfig):
     """Everything that determines a sweep's numbers.
 
     The grid is ``depths x ratios x step_sizes x seeds`` for ``algo``, plus (``baseline``) a
@@ -128,6 +209,7 @@ class SweepConfig:
     """
     #: Name of this grid kind in ``results.json`` (see the module docstring).
     GRID = "depth-steps"
+    GRID_KEYS = GRID_KEYS
     depths: tuple = (2, 5, 10, 20)
     ratios: tuple = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
     step_sizes: tuple = (0.1, 0.5, 1.0)
@@ -154,50 +236,22 @@ class SweepConfig:
     gain: float = None
 
     def __post_init__(self):
-        def norm(name, values, kind, check, what):
-            try:
-                vals = tuple(kind(v) for v in values)
-            except (TypeError, ValueError):
-                raise SweepError(f"{name}: expected a list of numbers, got {values!r}") from None
-            if not vals:
-                raise SweepError(f"{name}: needs at least one value")
-            bad = [v for v in vals if not check(v)]
-            if bad:
-                raise SweepError(f"{name}: every value must be {what}, got {bad[0]!r}")
-            object.__setattr__(self, name, tuple(dict.fromkeys(vals)))
-
         finite = math.isfinite
-        norm("depths", self.depths, int, lambda v: v >= 1, "an integer >= 1")
-        norm("ratios", self.ratios, float, lambda v: finite(v) and v > 0, "> 0")
-        norm("step_sizes", self.step_sizes, float, lambda v: finite(v) and v > 0, "> 0")
-        norm("seeds", self.seeds, int, lambda v: 0 <= v < 2 ** 32,
-             "an integer in 0 .. 2**32 - 1")
+        numbers = "a list of numbers"
+        self._norm_axis("depths", self.depths, int, lambda v: v >= 1, "an integer >= 1",
+                        numbers)
+        self._norm_axis("ratios", self.ratios, float, lambda v: finite(v) and v > 0, "> 0",
+                        numbers)
+        self._norm_axis("step_sizes", self.step_sizes, float,
+                        lambda v: finite(v) and v > 0, "> 0", numbers)
+        self._norm_axis("seeds", self.seeds, int, lambda v: 0 <= v < 2 ** 32,
+                        "an integer in 0 .. 2**32 - 1", numbers)
         if self.algo not in ALGORITHMS:
             raise SweepError(f"unknown algorithm {self.algo!r}; choose from "
                              f"{', '.join(ALGORITHMS)}")
-        if self.activation not in ACTIVATIONS:
-            raise SweepError(f"unknown activation {self.activation!r}; choose from "
-                             f"{', '.join(sorted(ACTIVATIONS))}")
-        if self.loss not in LOSSES:
-            raise SweepError(f"unknown loss {self.loss!r}; choose from "
-                             f"{', '.join(sorted(LOSSES))}")
-        if self.dtype not in DTYPES:
-            raise SweepError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if self.optimizer not in OPTIMIZERS:
             raise SweepError(f"optimizer must be one of {', '.join(OPTIMIZERS)}")
-        if self.schedule not in SCHEDULES:
-            raise SweepError(f"schedule must be one of {', '.join(SCHEDULES)}")
-        try:
-            check_init(self.init, self.param, self.gain)
-        except ValueError as exc:
-            raise SweepError(str(exc)) from None
-        if self.gain is not None:
-            object.__setattr__(self, "gain", float(self.gain))  # 1 and 1.0: one settings hash
-        for name in ("width", "batch_size", "epochs"):
-            if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
-                raise SweepError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
-        if not 0 <= self.val_fraction < 1:
-            raise SweepError(f"val_fraction must lie in [0, 1), got {self.val_fraction}")
+        self._check_shared(("width", "batch_size", "epochs"))
         # Every cell's inference settings are valid (zil's step size, scaled's k, ...).
         for cell in self.cells():
             if cell.algo != "bp":
@@ -232,15 +286,6 @@ class SweepConfig:
 
     # ------------------------------------------------------------------ identity
 
-    def to_dict(self):
-        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
-                for f in fields(self)}
-
-    @classmethod
-    def from_dict(cls, d):
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
     def comparable(self):
         """The settings that must match to resume: everything but where the data lives.
 
@@ -248,20 +293,11 @@ class SweepConfig:
         folder written before they existed (which used the defaults) still resumes, with its
         cells.
         """
-        d = self.to_dict()
-        d.pop("data_dir")
+        d = super().comparable()
         for name, default in (("init", "pytorch"), ("param", "standard"), ("gain", None)):
             if d[name] == default:
                 d.pop(name)
         return d
-
-    def settings_hash(self):
-        """Hash of the shared training settings (not the grid): a cell file carries it, so a
-        finished cell is reused only by a sweep that would compute the same numbers."""
-        d = self.comparable()
-        for k in GRID_KEYS:
-            d.pop(k)
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     # ------------------------------------------------------------------ grid kind
 
@@ -290,6 +326,61 @@ def _split(dataset, data_dir, val_fraction, seed, dtype):
             ds.X_test, ds.y_test, ds.n_classes, ds.source)
 
 
+@contextmanager
+def cell_threads(threads):
+    """Run the block with ``threads`` Numba/BLAS threads (clamped to what this machine's
+    Numba allows; None or 0: the current setting), restoring the setting afterwards."""
+    import numba
+    previous = get_threads()
+    if threads:
+        set_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        set_threads(previous)
+
+
+def cell_model(config, seed, depth):
+    """The data of a cell and its freshly initialised MLP of ``depth`` hidden layers.
+
+    Returns
+    -------
+    net : MLP
+    data : tuple ``(X_train, y_train, X_val, y_val, X_test, y_test)``, the validation
+        arrays None under ``val_fraction`` 0
+    sizes : list of int
+    source : str, where the data came from
+    """
+    X_tr, y_tr, X_val, y_val, X_te, y_te, n_classes, source = _split(
+        config.dataset, config.data_dir, config.val_fraction, seed, config.dtype)
+    sizes = [X_tr.shape[1]] + [config.width] * depth + [n_classes]
+    net = MLP(sizes, activation=config.activation, loss=config.loss, dtype=config.dtype,
+              seed=seed, init=config.init, param=config.param, gain=config.gain)
+    data = (X_tr, y_tr, X_val if len(y_val) else None, y_val if len(y_val) else None,
+            X_te, y_te)
+    return net, data, sizes, source
+
+
+def train_cell_model(train_fn, net, data, **kwargs):
+    """``train_fn(net, *data, **kwargs)``; return ``(status, error)``: ``("completed",
+    None)``, or ``("diverged", message)`` for a :class:`pckernels.DivergenceError`."""
+    try:
+        train_fn(net, *data, **kwargs)
+    except DivergenceError as exc:
+        return "diverged", str(exc)
+    return "completed", None
+
+
+def cell_record(cell, config, status, error, sizes, source, history, start, **extra):
+    """The JSON-ready record of a finished cell (``extra`` after its data source)."""
+    rec = {"cell": asdict(cell), "name": cell.name, "settings": config.settings_hash(),
+           "status": status, "error": error, "sizes": sizes, "data_source": source}
+    rec.update(extra)
+    rec.update(epochs=history.as_dicts(), wall_seconds=time.perf_counter() - start,
+               threads=get_threads(), host=os.uname().nodename)
+    return rec
+
+
 def run_cell(cell, config, threads=None):
     """Train one cell; return its record (a JSON-ready dict). Runs inside a worker.
 
@@ -301,17 +392,9 @@ def run_cell(cell, config, threads=None):
         Numba/BLAS threads for this cell (clamped to what this machine's Numba allows);
         None leaves the worker's setting.
     """
-    import numba
-    previous = get_threads()
-    if threads:
-        set_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
-    try:
+    with cell_threads(threads):
         start = time.perf_counter()
-        X_tr, y_tr, X_val, y_val, X_te, y_te, n_classes, source = _split(
-            config.dataset, config.data_dir, config.val_fraction, cell.seed, config.dtype)
-        sizes = [X_tr.shape[1]] + [config.width] * cell.depth + [n_classes]
-        net = MLP(sizes, activation=config.activation, loss=config.loss, dtype=config.dtype,
-                  seed=cell.seed, init=config.init, param=config.param, gain=config.gain)
+        net, data, sizes, source = cell_model(config, cell.seed, cell.depth)
         pc = None
         if cell.algo != "bp":
             # the grid is over step sizes: the fixed rule, as in the paper's figures
@@ -319,21 +402,12 @@ def run_cell(cell, config, threads=None):
                             precision_ratio=config.precision_ratio, schedule=config.schedule,
                             step_rule="fixed")
         history = History()
-        status, error = "completed", None
-        try:
-            _train(net, X_tr, y_tr, X_val if len(y_val) else None, y_val if len(y_val) else None,
-                   X_te, y_te, algo=cell.algo, pc=pc, epochs=config.epochs,
-                   batch_size=config.batch_size, optimizer=config.optimizer, lr=config.lr,
-                   momentum=config.momentum, weight_decay=config.weight_decay, seed=cell.seed,
-                   cosine=True, history=history)
-        except DivergenceError as exc:
-            status, error = "diverged", str(exc)
-        return {"cell": asdict(cell), "name": cell.name, "settings": config.settings_hash(),
-                "status": status, "error": error, "sizes": sizes, "data_source": source,
-                "epochs": history.as_dicts(), "wall_seconds": time.perf_counter() - start,
-                "threads": get_threads(), "host": os.uname().nodename}
-    finally:
-        set_threads(previous)
+        status, error = train_cell_model(
+            _train, net, data, algo=cell.algo, pc=pc, epochs=config.epochs,
+            batch_size=config.batch_size, optimizer=config.optimizer, lr=config.lr,
+            momentum=config.momentum, weight_decay=config.weight_decay, seed=cell.seed,
+            cosine=True, history=history)
+        return cell_record(cell, config, status, error, sizes, source, history, start)
 
 
 def _train(*args, **kwargs):

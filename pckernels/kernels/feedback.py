@@ -94,31 +94,23 @@ def _predict_rows(l, r0, r1, chunk, net, data, st):
 
 @jit
 def _init_rows(c, r0, r1, net, data, st, opts):
-    """Step 0 for rows r0:r1: the feedforward pass, latents at their feedforward values
-    (always for fpa) or zeros, and the errors."""
-    X = data.X
-    batch = X.shape[0]
+    """Step 0 for rows r0:r1: the feedforward pass (:func:`_predict_rows` layer by layer),
+    latents at their feedforward values (always for fpa) or zeros, and the errors."""
+    batch = data.X.shape[0]
     sizes = net.sizes
     n_layers = sizes.shape[0] - 1
     for l in range(n_layers):
-        pred = _rows(st.pred, sizes, batch, l + 1, r0, r1)
-        xin = X[r0:r1] if l == 0 else _rows(st.x, sizes, batch, l, r0, r1)
-        _affine(xin, _weight(net.params, sizes, l), _bias(net.params, sizes, l), pred)
-        _activate(pred, net.codes[l])
-        _grad_from_output(pred, _rows(st.gp, sizes, batch, l + 1, r0, r1), net.codes[l])
-        e = _rows(st.e, sizes, batch, l + 1, r0, r1)
-        if l + 1 == n_layers:
-            st.loss[c] = _loss_grad(pred, data.labels[r0:r1], data.targets[r0:r1],
-                                    net.loss_code, e)
-            st.loss0[c] = st.loss[c]
-            _negate(e)
-        else:
+        _predict_rows(l, r0, r1, c, net, data, st)
+        if l + 1 < n_layers:
+            # _predict_rows took e_{l+1} against the latent's old value: set it, then e again
+            pred = _rows(st.pred, sizes, batch, l + 1, r0, r1)
             x = _rows(st.x, sizes, batch, l + 1, r0, r1)
             if opts.init == INIT_FORWARD or opts.variant == FPA:
                 x[:, :] = pred
             else:
                 x[:, :] = 0
-            _difference(e, x, pred)
+            _difference(_rows(st.e, sizes, batch, l + 1, r0, r1), x, pred)
+    st.loss0[c] = st.loss[c]
 
 
 @jit
