@@ -13,7 +13,7 @@ from .common import check_writable, parse_hidden, warn_unused
 _NOT_GPC = (("loss", "--loss"), ("step_rule", "--step-rule"),
             ("latent_optimizer", "--latent-optimizer"), ("precision_ratio", "--precision-ratio"),
             ("pc_init", "--latent-init"), ("schedule", "--schedule"), ("no_skip", "--no-skip"),
-            ("tol", "--tol"), ("progress", "--progress"))
+            ("tol", "--tol"), ("progress", "--progress"), ("feedback", "--feedback"))
 
 
 def _store_label_energy(ctx, param, value):

@@ -17,8 +17,8 @@ try:  # Ctrl-C during the (slow) imports: one line, not a traceback from deep in
     from pckernels.checkpoint import save_checkpoint
     from pckernels.feedback import FEEDBACK_ALGOS, feedback_settings
     from pckernels.model import MLP, check_init
-    from pckernels.training import (DivergenceError, History, Optimizer, PCSettings,
-                                    default_lr, train)
+    from pckernels.training import (LATENT_ALGOS, DivergenceError, History, Optimizer,
+                                    PCSettings, default_lr, train)
 
     from .gpc import label_energy_option, train_gpc, warn_label_energy
     from .common import (check_writable, count, data_options, download_allowed,
@@ -208,27 +208,34 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
         check_init(init, param, gain)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    if latent_given and algo not in ("vpc", "scaled", "ipc"):
-        click.echo(f"warning: --latent-init does not apply to --algo {algo} (only to vpc, "
-                   "scaled and ipc); ignored", err=True)
+    latent = algo in LATENT_ALGOS
+    if latent_given and not latent:
+        click.echo(f"warning: --latent-init does not apply to --algo {algo} (only to "
+                   f"{', '.join(LATENT_ALGOS)}); ignored", err=True)
     resume_path, checkpoint = resume if resume is not None else (None, None)
     if checkpoint is not None:
         check_resume(ctx, checkpoint, epochs)
     warn_unused(ctx, [
         ("steps", "--steps", not bp, "to --algo bp"),
         ("step_size", "--step-size", not bp, "to --algo bp"),
-        ("step_rule", "--step-rule", algo in ("vpc", "scaled", "ipc"),
-         f"to --algo {algo} (only to vpc, scaled and ipc)"),
-        ("latent_optimizer", "--latent-optimizer", algo in ("vpc", "scaled", "ipc"),
-         f"to --algo {algo} (only to vpc, scaled and ipc)"),
-        ("energy_tol", "--energy-tol", algo in ("vpc", "scaled"),
-         f"to --algo {algo} (only to vpc and scaled)"),
+        ("step_rule", "--step-rule", latent,
+         f"to --algo {algo} (only to {', '.join(LATENT_ALGOS)})"),
+        ("latent_optimizer", "--latent-optimizer", latent,
+         f"to --algo {algo} (only to {', '.join(LATENT_ALGOS)})"),
+        ("energy_tol", "--energy-tol", latent and algo != "ipc",
+         f"to --algo {algo} (only to {', '.join(a for a in LATENT_ALGOS if a != 'ipc')})"),
         ("precision_ratio", "--precision-ratio", algo == "scaled",
          f"to --algo {algo} (only to scaled)"),
         ("schedule", "--schedule", not bp, "to --algo bp"),
         ("no_skip", "--no-skip", not bp, "to --algo bp"),
         ("tol", "--tol", not bp, "to --algo bp"),
-        ("momentum", "--momentum", optimizer == "sgd", f"to --optimizer {optimizer}"),
+        ("momentum", "--momentum", optimizer == "sgd" and algo != "ilprox",
+         "to --algo ilprox (it takes its own proximal step)" if algo == "ilprox"
+         else f"to --optimizer {optimizer}"),
+        ("optimizer", "--optimizer", algo != "ilprox",
+         "to --algo ilprox (it takes its own proximal step)"),
+        ("weight_decay", "--weight-decay", algo != "ilprox",
+         "to --algo ilprox (it takes its own proximal step)"),
         ("feedback", "--feedback", algo in FEEDBACK_ALGOS or feedback == "symmetric",
          f"to --algo {algo} (only to {', '.join(FEEDBACK_ALGOS)})"),
         ("data_dir", "--data-dir", dataset.strip().lower().replace("_", "-") in IDX_DATASETS,
@@ -266,7 +273,7 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
     try:
         net = MLP(sizes, activation=activation, loss=loss, dtype=dtype, seed=seed, init=init,
                   param=param, gain=gain)
-        if algo not in ("vpc", "scaled", "ipc"):
+        if not latent:
             step_rule, latent_optimizer = None, "gd"  # warned above when given
         pc = PCSettings(steps=steps, step_size=step_size, precision_ratio=precision_ratio,
                         init=pc_init, schedule=schedule, skip=not no_skip, tol=tol,
@@ -310,8 +317,7 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
                         "energy_tol": resolved.energy_tol}
     desc = f"{algo}" + (f" feedback {feedback}" if feedback != "symmetric" else "")
     desc += (f" T={resolved.steps} step={resolved.step_size:g}"
-                        + (f" ({resolved.step_rule})" if algo in ("vpc", "scaled", "ipc")
-                           else "") if resolved else "")
+                        + (f" ({resolved.step_rule})" if latent else "") if resolved else "")
     setup = "".join(f", {v}" for v, default in ((f"init {init}", "init pytorch"),
                                                  (f"gain {net.gain:g}" if net.gain else "", ""),
                                                  (f"param {param}", "param standard"))

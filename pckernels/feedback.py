@@ -199,7 +199,8 @@ def feedback_settings(pc, algo, n_hidden):
     Raises
     ------
     ValueError
-        For ``step_rule="auto"``, a latent optimizer other than gd, or invalid values.
+        For ``step_rule="auto"``, a latent optimizer other than gd, a schedule the feedback
+        kernels do not have (``layers``), or invalid values.
     """
     if algo not in ("fpa", "vpc"):
         raise ValueError(f"feedback inference applies to fpa and vpc, not {algo}")
@@ -211,6 +212,9 @@ def feedback_settings(pc, algo, n_hidden):
     if pc.latent_optimizer != "gd":
         raise ValueError(f"{algo} with non-symmetric feedback supports latent_optimizer "
                          f"'gd' only, got {pc.latent_optimizer!r}")
+    if pc.schedule not in SCHEDULES:
+        raise ValueError(f"{algo} with non-symmetric feedback supports the schedules "
+                         f"{', '.join(SCHEDULES)}, not {pc.schedule!r}")
     steps, step_size = pc.steps, pc.step_size
     if steps is None:
         steps = n_hidden if algo == "fpa" else max(n_hidden, VPC_STEPS)

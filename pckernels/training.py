@@ -14,6 +14,9 @@ from .il import IL_VARIANTS, ILRunner
 from .pc import (DEFAULT_ENERGY_TOL, ENERGY_DESCENT, VARIANTS, PCRunner,
                  default_step_size)
 
+#: Algorithms whose latents descend the energy, so the step rule, the latent optimizer and
+#: the latent initialisation apply to them.
+LATENT_ALGOS = ENERGY_DESCENT + IL_VARIANTS
 #: Algorithms that train an MLP (what sweeps and benchmarks vary).
 MLP_ALGORITHMS = ("bp",) + VARIANTS + IL_VARIANTS
 #: Every algorithm of :func:`train`; ``gpc`` trains a :class:`pckernels.GenerativePC`.
@@ -321,6 +324,11 @@ class BatchUpdate:
         self.lr = lr
         self.grad = net.zeros_like_params()
         self.backup, self.backup_prev = net.params.copy(), net.params.copy()
+        # kp's B moves with W, so a restore of W restores B with it
+        self._kp = self.feedback if self.feedback is not None and self.feedback.kind == "kp" \
+            else None
+        if self._kp is not None:
+            self.fb_backup, self.fb_backup_prev = self._kp.params.copy(), self._kp.params.copy()
         self.last_done = None
         self.energy_rises = 0
         self.batches = 0
@@ -354,16 +362,19 @@ class BatchUpdate:
         """
         self.backup, self.backup_prev = self.backup_prev, self.backup
         self.backup[:] = self.net.params
+        if self._kp is not None:
+            self.fb_backup, self.fb_backup_prev = self.fb_backup_prev, self.fb_backup
+            self.fb_backup[:] = self._kp.params
         loss = self.grad_fn(X, labels, targets, self.grad)
         self.energy_rises += self.grad_fn.energy_rose
         self.batches += 1
         self._add_stats(X.shape[0])
         if not np.isfinite(loss):
             if np.all(np.isfinite(self.backup)):
-                self.net.params[:] = self.backup
+                self.restore()
                 what = f"loss became {loss} at {where}"
             else:
-                self.net.params[:] = self.backup_prev
+                self.restore(previous=True)
                 what = f"the update of {self.last_done} made the parameters non-finite"
             raise DivergenceError(f"{what}; {self.grad_fn.advice(self.lr)}")
         self.last_done = where
@@ -373,6 +384,24 @@ class BatchUpdate:
                 self.feedback.track(self.net.params, self.backup, self.opt.lr,
                                     self.opt.weight_decay)
         return loss
+
+    def restore(self, previous=False):
+        """Put back the parameters (and kp's feedback matrices) from before the current
+        batch, or with ``previous`` from before the batch before it."""
+        self.net.params[:] = self.backup_prev if previous else self.backup
+        if self._kp is not None:
+            self._kp.params[:] = self.fb_backup_prev if previous else self.fb_backup
+
+    def snapshot(self):
+        """Copies of the parameters and kp's feedback matrices, for :meth:`restore_snapshot`."""
+        return (self.net.params.copy(),
+                None if self._kp is None else self._kp.params.copy())
+
+    def restore_snapshot(self, snap):
+        """Put back what :meth:`snapshot` copied."""
+        self.net.params[:] = snap[0]
+        if snap[1] is not None:
+            self._kp.params[:] = snap[1]
 
     def _add_stats(self, batch):
         runner = self.grad_fn.runner
@@ -404,7 +433,7 @@ class BatchUpdate:
         """Raise :class:`DivergenceError` (parameters restored) if the last update made
         any parameter non-finite; the per-batch loss check sees that one batch late."""
         if not np.all(np.isfinite(self.net.params)):
-            self.net.params[:] = self.backup
+            self.restore()
             raise DivergenceError(f"the update of {self.last_done} made the parameters "
                                   f"non-finite; {self.grad_fn.advice(self.lr)}")
 
@@ -561,7 +590,7 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
     first_loss = None
     best = None  # (loss, epoch), (accuracy, epoch)
     best_acc = None
-    epoch_backup = net.params.copy()
+    epoch_backup = update.snapshot()
     for epoch in range(int(start_epoch), int(epochs) + 1):
         start = time.perf_counter()
         perm = rng.permutation(n) if shuffle else np.arange(n)
@@ -589,12 +618,12 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
         update.check_parameters()
         train_loss = total / n
         if train_loss > DIVERGENCE_FACTOR * max(first_loss, 1e-12):
-            net.params[:] = epoch_backup
+            update.restore_snapshot(epoch_backup)
             raise DivergenceError(
                 f"the mean training loss of epoch {epoch} is {train_loss:.4g}, "
                 f"{train_loss / first_loss:.0f}x the first batch's {first_loss:.4g}; "
                 f"{update.grad_fn.advice(lr)}")
-        epoch_backup[:] = net.params
+        epoch_backup = update.snapshot()
         m = EpochMetrics(
             epoch=epoch, train_loss=train_loss,
             val_accuracy=accuracy(net, X_val, y_val) if X_val is not None else float("nan"),

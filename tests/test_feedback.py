@@ -252,3 +252,26 @@ def test_classifier_with_feedback(digits):
     np.testing.assert_array_equal(again.net_.feedback.params, clf.net_.feedback.params)
     with pytest.raises(ValueError, match="applies to bp, fpa, vpc"):
         clone(clf).set_params(algorithm="zil").fit(digits.X_train[:50], digits.y_train[:50])
+
+
+def test_kp_feedback_is_restored_with_the_weights_on_divergence(digits):
+    net = pk.MLP([64, 16, 10], seed=0)
+    with pytest.raises(pk.DivergenceError):
+        pk.train(net, digits.X_train, digits.y_train, algo="bp", epochs=2, lr=1e3,
+                 feedback="kp")
+    assert np.all(np.isfinite(net.params))
+    # B as drawn: the restore took kp's matrices back with the weights
+    assert np.array_equal(net.feedback.params, Feedback(pk.MLP([64, 16, 10], seed=0), "kp").params)
+
+
+def test_cli_feedback_schedule_without_a_kernel_is_a_usage_error(run):
+    result = run("train", "--algo", "vpc", "--feedback", "fa", "--schedule", "layers",
+                 "--epochs", "1")
+    clean_error(result, 2, "schedules")
+
+
+def test_cli_feedback_does_not_apply_to_gpc(run):
+    result = run("train", "--algo", "gpc", "--feedback", "kp", "--epochs", "1",
+                 "--hidden", "8")
+    assert result.exit_code == 0, result.output
+    assert "warning: --feedback does not apply to --algo gpc" in result.output

@@ -147,3 +147,15 @@ def test_cli_trains_ilprox_with_cosine(run):
     result = run("train", "--algo", "ilprox", "--cosine", "--epochs", "2", "--hidden", "16")
     assert result.exit_code == 0, result.output
     assert "cosine" in result.output and "ilprox" in result.output
+
+
+def test_cli_options_ilprox_ignores_warn_and_latent_options_apply_to_il(run):
+    result = run("train", "--algo", "ilprox", "--weight-decay", "0.1", "--optimizer", "adam",
+                 "--epochs", "1", "--hidden", "8")
+    assert result.exit_code == 0, result.output
+    for option in ("--weight-decay", "--optimizer"):
+        assert f"warning: {option} does not apply to --algo ilprox" in result.output
+    result = run("train", "--algo", "gil", "--energy-tol", "0.5", "--step-rule", "fixed",
+                 "--latent-optimizer", "momentum", "--epochs", "1", "--hidden", "8")
+    assert result.exit_code == 0, result.output
+    assert "does not apply" not in result.output
