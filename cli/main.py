@@ -1,9 +1,37 @@
 """``pck``: train, time and compare backprop and predictive coding on the CPU."""
 import importlib
 import os
+import signal
 import sys
+import threading
 import time
 
+
+def _interrupted_while_importing(signum, frame):
+    # Exit at once: a KeyboardInterrupt raised inside a library's import can be swallowed
+    # by a bare except there, and the command would then run as if never interrupted.
+    sys.stderr.write("Error: interrupted\n")
+    sys.stderr.flush()
+    os._exit(130)
+
+
+#: Whether a Ctrl-C arrived while the command ran (see :func:`main`).
+_sigint_seen = False
+
+
+def _note_sigint(signum, frame):
+    # Python's own handler (KeyboardInterrupt), remembering that the user interrupted:
+    # an extension module imported lazily during a command (scipy's, via scikit-learn) can
+    # turn the KeyboardInterrupt into an ImportError.
+    global _sigint_seen
+    _sigint_seen = True
+    signal.default_int_handler(signum, frame)
+
+
+_own_sigint = (threading.current_thread() is threading.main_thread()
+               and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+if _own_sigint:
+    signal.signal(signal.SIGINT, _interrupted_while_importing)
 try:  # Ctrl-C during the (slow) imports: one line, not a traceback from deep in NumPy
     import click
     import numpy as np
@@ -29,6 +57,9 @@ try:  # Ctrl-C during the (slow) imports: one line, not a traceback from deep in
 except KeyboardInterrupt:
     sys.stderr.write("Error: interrupted\n")
     sys.exit(130)
+finally:
+    if _own_sigint:
+        signal.signal(signal.SIGINT, _note_sigint)
 
 #: Datasets read from IDX files, the only ones --data-dir applies to.
 IDX_DATASETS = ("mnist", "fashion-mnist", "fashionmnist")
@@ -421,9 +452,13 @@ def main():
     except MemoryError:
         click.echo("Error: out of memory; use smaller layers, batches or data", err=True)
         code = 1
+    except Exception:
+        if not _sigint_seen:
+            raise
+        click.echo("Error: interrupted", err=True)
+        code = 130
     # The command is over: a Ctrl-C while worker threads and processes shut down ends the
     # process quietly instead of printing "Exception ignored in threading".
-    import signal
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     sys.exit(code if isinstance(code, int) else 0)
 

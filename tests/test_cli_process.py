@@ -128,3 +128,26 @@ def test_ctrl_c_during_imports_is_one_line(tmp_path):
     # both); 1 if it was already training (train reports "interrupted by the user")
     assert proc.returncode in (130, -signal.SIGINT, 1), (proc.returncode, err)
     assert "interrupted" in err
+
+
+def test_an_interrupt_another_error_hides_still_reads_interrupted(monkeypatch, capsys):
+    """A Ctrl-C during a lazy import inside a command can surface as an ImportError
+    (pybind11 modules report "initialization failed"); after a Ctrl-C, that is
+    "interrupted" (130), and without one the error is not masked."""
+    import pckernels_cli.main as M
+
+    def fails(*args, **kwargs):
+        raise ImportError("initialization failed")
+    monkeypatch.setattr(M.cli, "main", fails)
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        monkeypatch.setattr(M, "_sigint_seen", True)
+        with pytest.raises(SystemExit) as exc:
+            M.main()
+        assert exc.value.code == 130
+        assert "Error: interrupted" in capsys.readouterr().err
+        monkeypatch.setattr(M, "_sigint_seen", False)
+        with pytest.raises(ImportError):
+            M.main()
+    finally:
+        signal.signal(signal.SIGINT, before)
