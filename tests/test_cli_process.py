@@ -18,10 +18,16 @@ SWEEP = ["--algo", "fpa", "--depth", "2", "--ratio", "1", "--no-baseline", "--wi
          "--no-progress"]
 
 
+def _interruptible():
+    # A shell that starts the suite in the background without job control ignores SIGINT
+    # in it, and children inherit that: give pck the disposition of a terminal's command.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def pck(*args, **kwargs):
     return subprocess.Popen([sys.executable, "-m", "pckernels_cli.main", *map(str, args)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            **kwargs)
+                            preexec_fn=_interruptible, **kwargs)
 
 
 def alive(pid):
