@@ -235,12 +235,8 @@ class FeedbackWorkspace:
 
     @staticmethod
     def get(net, batch, n_chunks):
-        key = ("feedback", batch, n_chunks)
-        ws = net._workspaces.get(key)
-        if ws is None:
-            ws = FeedbackWorkspace(net, batch, n_chunks)
-            net._workspaces[key] = ws
-        return ws
+        return net.cached_workspace(("feedback", batch, n_chunks),
+                                    lambda: FeedbackWorkspace(net, batch, n_chunks))
 
 
 class FeedbackRunner:

@@ -377,13 +377,20 @@ class MLP:
 
     def workspace(self, batch):
         """Preallocated activation buffers for a batch size (reused across calls)."""
-        ws = self._workspaces.get(batch)
-        if ws is None:
+        def make():
             n = batch * int(np.sum(self.sizes[1:]))
-            ws = {"h": np.zeros(n, dtype=self.dtype), "d": np.zeros(n, dtype=self.dtype)}
+            return {"h": np.zeros(n, dtype=self.dtype), "d": np.zeros(n, dtype=self.dtype)}
+        return self.cached_workspace(batch, make)
+
+    def cached_workspace(self, key, make):
+        """The buffers stored under ``key``, made by ``make()`` on first use (backprop's,
+        PC inference's and the feedback kernels' workspaces); at most a few kept."""
+        ws = self._workspaces.get(key)
+        if ws is None:
+            ws = make()
             if len(self._workspaces) > 8:
                 self._workspaces.clear()
-            self._workspaces[batch] = ws
+            self._workspaces[key] = ws
         return ws
 
     def check_input(self, X):

@@ -304,17 +304,14 @@ class PCWorkspace:
                 m1b=np.zeros(n, dt), m2b=np.zeros(n, dt), row_loss=np.zeros(b),
                 energy=np.zeros(b), energy_new=np.zeros(b), scale=np.ones(b),
                 stop=np.full(b, -1, np.int64), rejects=np.zeros(b, np.int64),
-                row_sq=np.zeros((net.n_layers + 1, b)), gammas=np.zeros(net.n_layers + 1), active=np.zeros(self.n_chunks, np.int64))
+                row_sq=np.zeros((net.n_layers + 1, b)), gammas=np.zeros(net.n_layers + 1),
+                active=np.zeros(self.n_chunks, np.int64))
         return self.safe
 
     @staticmethod
     def get(net, batch, n_chunks):
-        key = ("pc", batch, n_chunks)
-        ws = net._workspaces.get(key)
-        if ws is None:
-            ws = PCWorkspace(net, batch, n_chunks)
-            net._workspaces[key] = ws
-        return ws
+        return net.cached_workspace(("pc", batch, n_chunks),
+                                    lambda: PCWorkspace(net, batch, n_chunks))
 
 
 class PCRunner:
