@@ -46,7 +46,7 @@ try:  # Ctrl-C during the (slow) imports: one line, not a traceback from deep in
     from pckernels.feedback import FEEDBACK_ALGOS, feedback_settings
     from pckernels.model import MLP, check_init
     from pckernels.training import (LATENT_ALGOS, DivergenceError, History, Optimizer,
-                                    PCSettings, default_lr, train)
+                                    PCSettings, default_batch_size, default_lr, train)
 
     from .gpc import label_energy_option, train_gpc, warn_label_energy
     from .common import (check_writable, count, data_options, download_allowed,
@@ -192,7 +192,8 @@ def finish_training(history, status, error, config, wall, json_path, save, write
 @feedback_option
 @optimizer_options
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
-              help="Samples per mini-batch (one parameter update each).")
+              help="Samples per mini-batch (one parameter update each) [pck train: ilprox "
+                   "8, see README].")
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True,
               help="Passes over the training set.")
 @click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1,
@@ -234,6 +235,8 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
     warn_label_energy(ctx)
     if ctx.get_parameter_source("lr") is click.core.ParameterSource.DEFAULT:
         lr = ctx.params["lr"] = default_lr(algo, lr, optimizer)  # saved with --save
+    if ctx.get_parameter_source("batch_size") is click.core.ParameterSource.DEFAULT:
+        batch_size = ctx.params["batch_size"] = default_batch_size(algo, batch_size)
     init, pc_init, latent_given = split_init(ctx, init, pc_init)
     try:
         check_init(init, param, gain)

@@ -1,5 +1,7 @@
 """IL-prox and G-IL (Alonso et al. 2022) and FA-Z-IL (Salvatori et al. 2021): the defining
 properties (implicit SGD, IL as a special case, the autonomous trigger) and training."""
+import json
+
 import numpy as np
 import pytest
 
@@ -159,3 +161,26 @@ def test_cli_options_ilprox_ignores_warn_and_latent_options_apply_to_il(run):
                  "--latent-optimizer", "momentum", "--epochs", "1", "--hidden", "8")
     assert result.exit_code == 0, result.output
     assert "does not apply" not in result.output
+
+
+def test_ilprox_defaults_to_batch_size_8(run, tmp_path, digits):
+    """pck train and pk.train give ilprox batch size 8 unless one is named; others keep 64."""
+    from pckernels.training import default_batch_size
+    assert default_batch_size("ilprox") == 8 and default_batch_size("gil") == 64
+    out = tmp_path / "run.json"
+    result = run("train", "--algo", "ilprox", "--epochs", "1", "--hidden", "8",
+                 "--json", str(out))
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["config"]["batch_size"] == 8
+    result = run("train", "--algo", "ilprox", "--epochs", "1", "--hidden", "8",
+                 "--batch-size", "32", "--json", str(out))
+    assert json.loads(out.read_text())["config"]["batch_size"] == 32
+    result = run("train", "--algo", "gil", "--epochs", "1", "--hidden", "8", "--json", str(out))
+    assert json.loads(out.read_text())["config"]["batch_size"] == 64
+    n = len(digits.X_train)
+    for kwargs, updates in (({}, -(-n // 8)), ({"batch_size": 64}, -(-n // 64))):
+        net = MLP([64, 8, 10], seed=0)
+        seen = []
+        train(net, digits.X_train, digits.y_train, algo="ilprox", epochs=1,
+              on_batch=lambda done: seen.append(done), **kwargs)
+        assert len(seen) == updates
