@@ -90,6 +90,11 @@ def load_checkpoint(path):
         Naming the file, for anything :meth:`MLP.load` rejects, a network saved without
         training state, or an inconsistent state.
     """
+    from .gpc import is_gpc_file
+    if is_gpc_file(path):
+        raise ValueError(f"{path}: a generative PC model (pck train --algo gpc --save); its "
+                         "file holds the model, not the training state, so it cannot be "
+                         "resumed")
     net = MLP.load(path)
     try:
         with np.load(os.fspath(path), allow_pickle=False) as f:

@@ -192,6 +192,8 @@ def test_cli_errors_are_clean(run, gpc_model, tmp_path):
     clean_error(run("generate", tmp_path / "missing.npz", "--out", tmp_path / "g.png"), 1,
                 "no such file")
     clean_error(run("generate", gpc_model, "--out", tmp_path / "g.xyz"), 2, "extension")
+    clean_error(run("train", "--resume", gpc_model, "--epochs", "2"), 1,
+                "generative PC model", "cannot be resumed")
     clean_error(run("train", "--algo", "gpc", "--cosine"), 2, "--cosine")
     clean_error(run("train", "--algo", "gpc", "--param", "mupc"), 2, "--param")
     clean_error(run("train", "--algo", "gpc", "--label-energy", "poisson"), 2,
