@@ -119,6 +119,11 @@ ENTRIES = (
           quick=tuple(("pck", "train", "--algo", "gpc", "--optimizer", "adam", "--lr", "0.001",
                        "--label-energy", e, "--epochs", "1", "--hidden", "16")
                       for e in ("gaussian", "categorical"))),
+    Entry("defaults", "every algorithm with pck train's defaults on digits",
+          ("| algo | batch size | lr | final test acc |",),
+          full=(("python", "-m", "pckernels_bench.defaults"),),
+          quick=(("python", "-m", "pckernels_bench.defaults", "--algo", "bp,ilprox", "--",
+                  "--epochs", "1", "--hidden", "8"),)),
     Entry("step-rule-table", "vpc fixed step vs the auto rule, by width (digits)",
           ("| width | fixed: final / best test acc |",),
           full=(("python", "-m", "pckernels_bench.step_rule", "table", "--widths",

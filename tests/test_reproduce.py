@@ -100,3 +100,15 @@ def test_quick_theory_runs(tmp_path, capfd):
     assert R.main(["--quick", "--only", "theory", "--work", str(tmp_path)]) == 0
     out = capfd.readouterr().out
     assert "=== theory (quick)" in out and "Result 1:" in out and "Result 2:" in out
+
+
+def test_defaults_table_summary_and_one_run(capsys):
+    """bench/defaults.py: final, best and largest drop; one real pck train run."""
+    from pckernels_bench import defaults
+    epochs = [{"test_accuracy": a} for a in (0.5, 0.9, 0.8, 0.85)]
+    assert defaults.summary(epochs) == (0.85, 0.9, pytest.approx(0.1))
+    assert defaults.main(["--algo", "ilprox", "--", "--epochs", "1", "--hidden", "4"]) == 0
+    row = capsys.readouterr().out.splitlines()[-1]
+    assert row.startswith("| ilprox | 8 | 10 | 0.")
+    with pytest.raises(SystemExit):
+        defaults.main(["--algo", "nope"])
