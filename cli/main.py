@@ -1,6 +1,8 @@
 """``pck``: train, time and compare backprop and predictive coding on the CPU."""
+import copy
 import importlib
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -207,7 +209,8 @@ def finish_training(history, status, error, config, wall, json_path, save, write
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write a machine-readable summary here.")
 @click.option("--save", type=click.Path(dir_okay=False), default=None,
-              help="Save the trained network (.npz), with the state --resume needs.")
+              help="Save the trained network (.npz), with the state --resume needs; a run "
+                   "stopped by Ctrl-C saves its last finished epoch.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar [default: on when stderr is a terminal].")
 @click.option("--quiet", "-q", "verbosity", flag_value="quiet",
@@ -387,11 +390,20 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
         click.echo(f"warning: {message}", err=True)
 
     timed = {"samples": 0, "seconds": 0.0, "averaged": False}
+    # with --save, the state at the end of the last finished epoch, kept in memory so that
+    # an interrupted run still saves a checkpoint that resumes exactly
+    finished = {}
 
     def on_epoch(m):
         nonlocal bar
         if bar is not None:
             bar.render_finish()
+        if save:
+            finished.update(epoch=m.epoch, params=net.params.copy(),
+                            rng=copy.deepcopy(rng.bit_generator.state),
+                            optimizer=history.optimizer.state_dict(),
+                            feedback=None if net.feedback is None
+                            else net.feedback.params.copy())
         timed["samples"] += len(y_tr)
         timed["seconds"] += m.seconds
         rate = f"{m.samples_per_s:,.0f}"
@@ -429,6 +441,9 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
         status, error = "diverged", str(exc)
     except KeyboardInterrupt:
         status, error = "interrupted", "interrupted by the user"
+        if finished:
+            error += save_interrupted(save, finished, net, history.optimizer,
+                                      run_settings(ctx), epochs)
     finally:
         if bar is not None and status != "completed":
             bar.render_finish()
@@ -439,6 +454,27 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
         timing={"first_epoch_seconds": history.epochs[0].seconds if history.final else None},
         note=(f"~: an epoch under {SHORT_EPOCH_S:g} s is too short to time alone; samples/s "
               "is the mean of the epochs so far") if timed["averaged"] else None, say=say)
+
+
+def save_interrupted(path, finished, net, optimizer, settings, epochs):
+    """Write the checkpoint of the last finished epoch of an interrupted run (``finished``:
+    its parameters, shuffling state, optimizer state and feedback matrices, copied at the
+    end of that epoch) to ``path``; return the clause the error message adds."""
+    net.params[...] = finished["params"]
+    if finished["feedback"] is not None:
+        net.feedback.params[...] = finished["feedback"]
+    optimizer.load_state_dict(finished["optimizer"])
+    rng = np.random.default_rng()
+    rng.bit_generator.state = finished["rng"]
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        save_checkpoint(path, net, finished["epoch"], rng, optimizer, settings)
+    except OSError as exc:
+        return f"; cannot write {path}: {exc.strerror or exc}"
+    except KeyboardInterrupt:
+        return f"; interrupted again while writing {path}, which was left as it was"
+    return (f"; the model after epoch {finished['epoch']} is saved in {path} (continue with "
+            f"pck train --resume {shlex.quote(path)} --epochs {epochs})")
 
 
 def main():

@@ -65,3 +65,43 @@ def test_pck_train_resume_continues_exactly(run, tmp_path):
     assert "plain.npz" in line and "training state" in line
     line = clean_error(run("train", "--resume", "missing.npz", "--epochs", "4"), 1)
     assert "missing.npz" in line
+
+
+def test_interrupted_run_saves_its_last_epoch_and_resumes_exactly(run, tmp_path, monkeypatch):
+    """Ctrl-C in epoch 3 of a --save run writes epoch 2's checkpoint (kp feedback and Adam
+    state included); resuming it to 4 epochs equals 4 epochs in one go."""
+    import pckernels_cli.main as cli_main
+    args = ["--hidden", "8x1", "--optimizer", "adam", "--lr", "0.01", "--seed", "3",
+            "--feedback", "kp", "--weight-decay", "0.001", "--no-progress"]
+    real_train = cli_main.train
+
+    def interrupted_after(epochs):
+        def interrupted(*a, **k):
+            inner, seen = k["on_batch"], []
+
+            def on_batch(n):
+                inner(n)
+                seen.append(n)
+                if sum(seen) > epochs * len(a[2]):  # a[2]: y_train
+                    raise KeyboardInterrupt
+            k["on_batch"] = on_batch
+            return real_train(*a, **k)
+        return interrupted
+
+    monkeypatch.setattr(cli_main, "train", interrupted_after(2.5))
+    line = clean_error(run("train", *args, "--epochs", "4", "--save", "cut.npz"), 1)
+    assert "interrupted" in line and "after epoch 2 is saved in cut.npz" in line
+    assert "--resume cut.npz --epochs 4" in line
+    monkeypatch.setattr(cli_main, "train", real_train)
+    assert load_checkpoint(tmp_path / "cut.npz").epoch == 2
+    result = run("train", "--resume", "cut.npz", "--epochs", "4", "--save", "resumed.npz")
+    assert result.exit_code == 0, result.output
+    assert run("train", *args, "--epochs", "4", "--save", "whole.npz").exit_code == 0
+    whole = load_checkpoint(tmp_path / "whole.npz")
+    resumed = load_checkpoint(tmp_path / "resumed.npz")
+    np.testing.assert_array_equal(resumed.net.params, whole.net.params)
+    np.testing.assert_array_equal(resumed.net.feedback.params, whole.net.feedback.params)
+    # interrupted in its first epoch: nothing finished, nothing written
+    monkeypatch.setattr(cli_main, "train", interrupted_after(0.5))
+    line = clean_error(run("train", *args, "--epochs", "2", "--save", "none.npz"), 1)
+    assert "interrupted" in line and not (tmp_path / "none.npz").exists()
