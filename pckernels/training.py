@@ -44,10 +44,9 @@ DEFAULT_BATCH_SIZE = 64
 #: ilprox's step is the proximal step of the batch-mean loss with one normaliser per
 #: batch (docs/algorithms.md, IL-prox), so a sample unlike the others moves its output
 #: about 1/B of its own implicit-SGD step and a large batch learns slowly at any learning
-#: rate: on digits,
-#: 10 epochs, the mean over 3 seeds ends at 0.909 at batch size 64 for every lr from 3 to
-#: 100, 0.953 at 8 and 0.962 at 1 (README, section 3.6). 8 keeps most of the accuracy of
-#: online learning at a fraction of its cost.
+#: rate: on digits, 10 epochs, the mean over 3 seeds ends at 0.909 at batch size 64 for
+#: every lr from 3 to 100, 0.953 at 8 and 0.962 at 1 (README, section 3.6). 8 keeps most
+#: of the accuracy of online learning at a fraction of its cost.
 ALGORITHM_BATCH_SIZE = {"ilprox": 8}
 
 
