@@ -28,15 +28,17 @@ def summary(epochs):
 
 
 def run(algo, extra, folder):
-    """Train ``algo`` with ``pck train`` and return its JSON summary (raises on failure)."""
+    """Train ``algo`` with ``pck train`` and return its JSON summary; a run that wrote no
+    summary (a usage error, a crash) gives ``{"status": "failed", "error": ...}``."""
     out = Path(folder) / f"{algo}.json"
     argv = [sys.executable, "-m", "pckernels_cli.main", "train", "--algo", algo, "--json",
             str(out), "--quiet", *extra]
     done = subprocess.run(argv, capture_output=True, text=True)
-    if done.returncode != 0 or not out.exists():
-        raise RuntimeError(f"pck train --algo {algo} failed (exit {done.returncode}): "
-                           f"{done.stderr.strip().splitlines()[-1:] or ''}")
-    return json.loads(out.read_text())
+    if out.exists():  # also a run that diverged or was interrupted: its status says so
+        return json.loads(out.read_text())
+    lines = done.stderr.strip().splitlines()
+    return {"status": "failed",
+            "error": f"exit {done.returncode}: {lines[-1] if lines else 'no message'}"}
 
 
 def main(argv=None):

@@ -1,5 +1,4 @@
 """``pck``: train, time and compare backprop and predictive coding on the CPU."""
-import copy
 import importlib
 import os
 import shlex
@@ -150,7 +149,8 @@ def finish_training(history, status, error, config, wall, json_path, save, write
     The model first (``write_model(save)``, only after a completed run): if that fails,
     the JSON says ``failed`` instead of ``completed``. Then the ``--json`` summary (status,
     config, per-epoch metrics, timing with ``timing`` added, environment). A run that did
-    not complete is then a :class:`click.ClickException` (exit 1); a completed one prints
+    not complete is then a :class:`click.ClickException` (exit 1; 130 when interrupted);
+    a completed one prints
     ``note`` (through ``say``, if given) and the test accuracy line.
     """
     final = history.final
@@ -178,8 +178,11 @@ def finish_training(history, status, error, config, wall, json_path, save, write
         raise click.ClickException(f"cannot write {json_path}: {exc.strerror or exc}") \
             from None
     if status != "completed":
-        raise click.ClickException(error + (f" (partial results in {json_path})"
+        exc = click.ClickException(error + (f" (partial results in {json_path})"
                                             if json_path and final else ""))
+        if status == "interrupted":
+            exc.exit_code = 130  # as for a Ctrl-C anywhere else (README)
+        raise exc
     if note:
         say(note)
     click.echo(f"test accuracy: {final.test_accuracy:.4f}  "
@@ -193,9 +196,9 @@ def finish_training(history, status, error, config, wall, json_path, save, write
 @pc_options
 @feedback_option
 @optimizer_options
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
-              help="Samples per mini-batch (one parameter update each) [pck train: ilprox "
-                   "8, see README].")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64,
+              help="Samples per mini-batch (one parameter update each) [default: 64; "
+                   "ilprox 8].")
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True,
               help="Passes over the training set.")
 @click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1,
@@ -210,7 +213,7 @@ def finish_training(history, status, error, config, wall, json_path, save, write
               help="Write a machine-readable summary here.")
 @click.option("--save", type=click.Path(dir_okay=False), default=None,
               help="Save the trained network (.npz), with the state --resume needs; a run "
-                   "stopped by Ctrl-C saves its last finished epoch.")
+                   "stopped by Ctrl-C saves its last finished epoch (not gpc).")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar [default: on when stderr is a terminal].")
 @click.option("--quiet", "-q", "verbosity", flag_value="quiet",
@@ -302,7 +305,7 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
                                     optimizer=optimizer, loss=loss, cosine=cosine,
                                     n_eval=max(len(y_val), len(ds.y_test)),
                                     threads=get_threads(), n_train=len(y_tr),
-                                    param=param),
+                                    param=param, save=bool(save)),
                      f"training an MLP {describe_sizes(sizes)} with batches of "
                      f"{batch_size}", max_memory)
     except MemoryLimitError as exc:
@@ -392,18 +395,14 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
     timed = {"samples": 0, "seconds": 0.0, "averaged": False}
     # with --save, the state at the end of the last finished epoch, kept in memory so that
     # an interrupted run still saves a checkpoint that resumes exactly
-    finished = {}
+    finished = LastEpoch() if save else None
 
     def on_epoch(m):
         nonlocal bar
+        if finished is not None:
+            finished.keep(m.epoch, net, rng, history)
         if bar is not None:
             bar.render_finish()
-        if save:
-            finished.update(epoch=m.epoch, params=net.params.copy(),
-                            rng=copy.deepcopy(rng.bit_generator.state),
-                            optimizer=history.optimizer.state_dict(),
-                            feedback=None if net.feedback is None
-                            else net.feedback.params.copy())
         timed["samples"] += len(y_tr)
         timed["seconds"] += m.seconds
         rate = f"{m.samples_per_s:,.0f}"
@@ -436,45 +435,81 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
               history=history, on_batch=on_batch, on_epoch=on_epoch, on_warning=on_warning,
               start_epoch=checkpoint.epoch + 1 if checkpoint else 1,
               optimizer_state=checkpoint.optimizer_state if checkpoint else None,
+              inference_state=checkpoint.inference_state if checkpoint else None,
               feedback=feedback)
     except DivergenceError as exc:
         status, error = "diverged", str(exc)
     except KeyboardInterrupt:
         status, error = "interrupted", "interrupted by the user"
-        if finished:
-            error += save_interrupted(save, finished, net, history.optimizer,
-                                      run_settings(ctx), epochs)
+        if finished is not None:
+            error += finished.save(save, net, history, run_settings(ctx), epochs, data_dir)
     finally:
         if bar is not None and status != "completed":
             bar.render_finish()
     finish_training(
         history, status, error, config, time.perf_counter() - start, json_path, save,
         lambda path: save_checkpoint(path, net, history.final.epoch, rng, history.optimizer,
-                                     run_settings(ctx)),
+                                     run_settings(ctx), history.update.inference_state()),
         timing={"first_epoch_seconds": history.epochs[0].seconds if history.final else None},
         note=(f"~: an epoch under {SHORT_EPOCH_S:g} s is too short to time alone; samples/s "
               "is the mean of the epochs so far") if timed["averaged"] else None, say=say)
 
 
-def save_interrupted(path, finished, net, optimizer, settings, epochs):
-    """Write the checkpoint of the last finished epoch of an interrupted run (``finished``:
-    its parameters, shuffling state, optimizer state and feedback matrices, copied at the
-    end of that epoch) to ``path``; return the clause the error message adds."""
-    net.params[...] = finished["params"]
-    if finished["feedback"] is not None:
-        net.feedback.params[...] = finished["feedback"]
-    optimizer.load_state_dict(finished["optimizer"])
-    rng = np.random.default_rng()
-    rng.bit_generator.state = finished["rng"]
-    try:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        save_checkpoint(path, net, finished["epoch"], rng, optimizer, settings)
-    except OSError as exc:
-        return f"; cannot write {path}: {exc.strerror or exc}"
-    except KeyboardInterrupt:
-        return f"; interrupted again while writing {path}, which was left as it was"
-    return (f"; the model after epoch {finished['epoch']} is saved in {path} (continue with "
-            f"pck train --resume {shlex.quote(path)} --epochs {epochs})")
+class LastEpoch:
+    """The training state at the end of the last finished epoch (parameters, optimizer
+    state, shuffling state, kp feedback matrices, PC inference's warm-started state),
+    copied into buffers allocated once, so that ``pck train --save`` stopped by Ctrl-C
+    still writes a checkpoint that resumes exactly."""
+
+    def __init__(self):
+        self.epoch = None
+
+    def keep(self, epoch, net, rng, history):
+        """Copy the state after ``epoch`` (called at the end of each epoch)."""
+        opt = history.optimizer
+        if self.epoch is None:
+            self.params = np.empty_like(net.params)
+            self.state1 = np.empty_like(opt.state1)
+            self.state2 = None if opt.state2 is None else np.empty_like(opt.state2)
+            kp = net.feedback is not None and net.feedback.kind == "kp"
+            self.feedback = np.empty_like(net.feedback.params) if kp else None
+        self.epoch = None  # an interruption while copying leaves no half-copied state
+        np.copyto(self.params, net.params)
+        np.copyto(self.state1, opt.state1)
+        if self.state2 is not None:
+            np.copyto(self.state2, opt.state2)
+        if self.feedback is not None:
+            np.copyto(self.feedback, net.feedback.params)
+        self.t = opt.t
+        self.rng = rng.bit_generator.state  # a new dict
+        self.inference = history.update.inference_state()
+        self.epoch = epoch
+
+    def save(self, path, net, history, settings, epochs, data_dir):
+        """Write the kept state to ``path`` as a checkpoint; return the clause the
+        interruption's error message adds."""
+        if self.epoch is None:
+            return f"; nothing was saved in {path} (no epoch had finished)"
+        try:
+            net.params[...] = self.params
+            if self.feedback is not None:
+                net.feedback.params[...] = self.feedback
+            opt = history.optimizer
+            opt.load_state_dict({"t": self.t, "state1": self.state1, "state2": self.state2})
+            rng = np.random.default_rng()
+            rng.bit_generator.state = self.rng
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            save_checkpoint(path, net, self.epoch, rng, opt, settings, self.inference)
+        except OSError as exc:
+            return f"; cannot write {path}: {exc.strerror or exc}"
+        except KeyboardInterrupt:
+            return f"; interrupted again while saving {path}, which may hold an older model"
+        saved = f"; the model after epoch {self.epoch} is saved in {path}"
+        if self.epoch >= epochs:
+            return saved
+        more = f" --data-dir {shlex.quote(data_dir)}" if data_dir else ""
+        return (f"{saved} (continue with pck train --resume {shlex.quote(path)} --epochs "
+                f"{epochs} --save {shlex.quote(path)}{more})")
 
 
 def main():

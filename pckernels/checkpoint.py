@@ -6,6 +6,8 @@ shuffling generator's state, the optimizer step count and the run's settings) an
 optimizer's ``optimizer_state1`` / ``optimizer_state2`` buffers; a network with feedback
 matrices (``net.feedback``, :mod:`pckernels.feedback`) adds ``feedback_kind`` and
 ``feedback``. A checkpoint without them (older ones included) is a network without.
+A run of PC inference under the ``auto`` step rule adds ``power_vecs``, its warm-started
+power-iteration vectors (:meth:`pckernels.training.BatchUpdate.inference_state`).
 """
 import json
 import os
@@ -33,6 +35,9 @@ class TrainingCheckpoint:
         :meth:`pckernels.training.Optimizer.state_dict` after that epoch.
     settings : dict
         The caller's settings of the run (e.g. the command-line options).
+    inference_state : dict
+        :meth:`pckernels.training.BatchUpdate.inference_state` after that epoch (empty
+        when the run kept none).
     """
 
     net: MLP
@@ -40,6 +45,7 @@ class TrainingCheckpoint:
     rng_state: dict
     optimizer_state: dict
     settings: dict
+    inference_state: dict
 
     def generator(self):
         """A new generator in the saved state (continues the shuffling stream)."""
@@ -48,7 +54,7 @@ class TrainingCheckpoint:
         return rng
 
 
-def save_checkpoint(path, net, epoch, rng, optimizer, settings):
+def save_checkpoint(path, net, epoch, rng, optimizer, settings, inference_state=None):
     """Write ``net`` with the state that resumes its training, atomically.
 
     Parameters
@@ -63,6 +69,9 @@ def save_checkpoint(path, net, epoch, rng, optimizer, settings):
         ``History.optimizer`` of the run.
     settings : dict
         JSON-serialisable settings to keep with it.
+    inference_state : dict, optional
+        ``History.update.inference_state()`` of the run (PC inference's warm-started
+        state), so that a resumed run continues exactly.
     """
     opt = optimizer.state_dict()
     state = {"format": FORMAT, "epoch": int(epoch), "rng": rng.bit_generator.state,
@@ -70,6 +79,8 @@ def save_checkpoint(path, net, epoch, rng, optimizer, settings):
     extra = {"train_state": np.array(json.dumps(state)), "optimizer_state1": opt["state1"]}
     if opt["state2"] is not None:
         extra["optimizer_state2"] = opt["state2"]
+    if inference_state and inference_state.get("power_vecs") is not None:
+        extra["power_vecs"] = np.asarray(inference_state["power_vecs"])
     feedback = getattr(net, "feedback", None)
     if feedback is not None:
         extra["feedback_kind"] = np.array(feedback.kind)
@@ -87,14 +98,14 @@ def load_checkpoint(path):
     Raises
     ------
     ValueError
-        Naming the file, for anything :meth:`MLP.load` rejects, a network saved without
-        training state, or an inconsistent state.
+        Naming the file, for anything :meth:`MLP.load` rejects, a generative PC model
+        (:class:`pckernels.GenerativePC`, which keeps no training state), a network saved
+        without training state, or an inconsistent state.
     """
     from .gpc import is_gpc_file
     if is_gpc_file(path):
-        raise ValueError(f"{path}: a generative PC model (pck train --algo gpc --save); its "
-                         "file holds the model, not the training state, so it cannot be "
-                         "resumed")
+        raise ValueError(f"{path}: a generative PC model; its file holds the model, not "
+                         "the training state, so it cannot be resumed")
     net = MLP.load(path)
     try:
         with np.load(os.fspath(path), allow_pickle=False) as f:
@@ -105,7 +116,8 @@ def load_checkpoint(path):
             if not isinstance(state, dict) or state.get("format") != FORMAT:
                 raise ValueError("unknown training state format")
             arrays = {key: f[key] for key in ("optimizer_state1", "optimizer_state2",
-                                              "feedback_kind", "feedback") if key in f}
+                                              "feedback_kind", "feedback", "power_vecs")
+                      if key in f}
         epoch = state["epoch"]
         if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
             raise ValueError(f"epoch must be an integer >= 1, got {epoch!r}")
@@ -129,4 +141,5 @@ def load_checkpoint(path):
         if isinstance(exc, KeyError):
             reason = f"no {exc} in the training state"
         raise ValueError(f"{path}: cannot resume from this checkpoint ({reason})") from None
-    return TrainingCheckpoint(net, epoch, state["rng"], opt.state_dict(), settings)
+    inference = {"power_vecs": arrays["power_vecs"]} if "power_vecs" in arrays else {}
+    return TrainingCheckpoint(net, epoch, state["rng"], opt.state_dict(), settings, inference)

@@ -22,7 +22,8 @@ from .feedback import check_feedback
 from .kernels.activations import ACTIVATIONS
 from .gpc import LABEL_ENERGIES, GenerativePC
 from .model import MLP, check_init
-from .training import ALGORITHMS, OPTIMIZERS, BatchUpdate, PCSettings, default_lr, train
+from .training import (ALGORITHMS, OPTIMIZERS, BatchUpdate, PCSettings, default_batch_size,
+                       default_lr, train)
 
 #: Old parameter name -> its scikit-learn name (the old names still work, with a
 #: FutureWarning).
@@ -213,7 +214,7 @@ class _BaseMLP(BaseEstimator):
         (a batch size above ``n_samples`` is clipped, with a warning if ``warn``)."""
         batch = self.batch_size
         if batch == "auto":
-            batch = min(200, n_samples)
+            batch = min(default_batch_size(self.algorithm, 200), n_samples)
         elif batch > n_samples and not warn:
             batch = n_samples
         elif batch > n_samples:
@@ -490,8 +491,10 @@ default "relu"
         L2 penalty as in scikit-learn: ``alpha / batch_size`` times the parameters is added
         to the batch-mean gradient (here the biases are penalised too).
     batch_size : int or "auto", default "auto"
-        Mini-batch size; ``"auto"`` is ``min(200, n_samples)``; larger than n_samples is
-        clipped with a warning.
+        Mini-batch size; ``"auto"`` is ``min(200, n_samples)`` (scikit-learn's), for
+        ``algorithm="ilprox"`` ``min(8, n_samples)`` (its per-batch proximal step learns
+        slowly on large batches, docs/algorithms.md); larger than n_samples is clipped
+        with a warning.
     learning_rate_init : float, optional
         The (constant) learning rate; default 0.001, for ``algorithm="ilprox"`` 10 (its
         implicit-SGD step) and for gil with sgd 1 (``pckernels.training.default_lr``).

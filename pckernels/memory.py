@@ -128,7 +128,7 @@ def _check_sizes(sizes):
 
 def training_bytes(sizes, batch_size, *, dtype="float32", algo="bp", optimizer="sgd",
                    loss="nll", n_eval=0, cosine=False, threads=1, n_train=0,
-                   param="standard"):
+                   param="standard", save=False):
     """Bytes a training run allocates beyond its data, from the shapes alone.
 
     Counted in exact integers (no overflow for any width): the parameters and the buffers
@@ -156,6 +156,9 @@ def training_bytes(sizes, batch_size, *, dtype="float32", algo="bp", optimizer="
         Training rows (the label and one-hot target arrays).
     param : {"standard", "mupc"}
         ``mupc`` adds the multipliers and the optimizers' scaled gradients.
+    save : bool
+        ``pck train --save``: the copy of the last finished epoch's parameters and
+        optimizer state kept for an interruption.
 
     Returns
     -------
@@ -175,6 +178,8 @@ def training_bytes(sizes, batch_size, *, dtype="float32", algo="bp", optimizer="
         param_buffers += max(1, int(threads))
     if param == "mupc":
         param_buffers += 3
+    if save:
+        param_buffers += 2 + (1 if optimizer == "adam" else 0)
     total = param_buffers * n_params * item
     total += 2 * batch * activations * item                         # train workspace h, d
     if algo != "bp":

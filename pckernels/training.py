@@ -45,7 +45,8 @@ DEFAULT_BATCH_SIZE = 64
 #: batch (docs/algorithms.md, IL-prox), so a sample unlike the others moves its output
 #: about 1/B of its own implicit-SGD step and a large batch learns slowly at any learning
 #: rate: on digits, 10 epochs, the mean over 3 seeds ends at 0.909 at batch size 64 for
-#: every lr from 3 to 100, 0.953 at 8 and 0.962 at 1 (README, section 3.6). 8 keeps most
+#: every lr from 3 to 100, 0.953 at 8 and 0.962 at 1 (docs/results/lr-batch-digits.csv,
+#: README section 3.6). 8 keeps most
 #: of the accuracy of online learning at a fraction of its cost.
 ALGORITHM_BATCH_SIZE = {"ilprox": 8}
 
@@ -241,6 +242,7 @@ class History:
     compile_seconds: float = 0.0    # compiling / loading kernels, before the first epoch
     warnings: list = field(default_factory=list)
     optimizer: object = None        # the run's Optimizer (its state_dict() resumes the run)
+    update: object = None           # the run's BatchUpdate (its inference_state() too)
 
     @property
     def final(self):
@@ -372,6 +374,33 @@ class BatchUpdate:
         if runner is not None:
             runner._power_vecs = None  # the first real batch starts the power iteration
 
+    def inference_state(self):
+        """What PC inference carries from batch to batch, as a dict of copies: the
+        ``auto`` step rule's warm-started power-iteration vectors (``power_vecs``, one
+        vector of n_l entries per latent layer l = 1..N, concatenated; absent before the
+        first batch and for algorithms without them). A resumed run needs it to continue
+        exactly (:func:`train`'s ``inference_state``)."""
+        runner = self.grad_fn.runner
+        vecs = getattr(runner, "_power_vecs", None)
+        return {} if vecs is None else {"power_vecs": vecs.copy()}
+
+    def load_inference_state(self, state):
+        """Continue from an :meth:`inference_state` (after :meth:`warm_up`). Raises
+        ValueError if its vectors do not fit this network or are not finite."""
+        vecs = (state or {}).get("power_vecs")
+        if vecs is None:
+            return
+        runner = self.grad_fn.runner
+        n = int(np.sum(self.net.sizes[1:]))
+        vecs = np.asarray(vecs, dtype=np.float64)
+        if runner is None or getattr(runner, "_bounds", None) is None:
+            raise ValueError(f"power-iteration vectors given, but algorithm "
+                             f"{self.grad_fn.algo!r} under these settings has none")
+        if vecs.shape != (n,) or not np.isfinite(vecs).all():
+            raise ValueError(f"power-iteration vectors must be {n} finite numbers, got "
+                             f"shape {vecs.shape}")
+        runner._power_vecs = vecs.copy()
+
     def __call__(self, X, labels, targets, where):
         """Update on one batch; returns its loss. ``where`` names the batch in errors.
 
@@ -483,7 +512,7 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
           algo="bp", pc=None, epochs=10, batch_size=None, optimizer="sgd", lr=None,
           momentum=0.9, weight_decay=0.0, seed=0, cosine=False, history=None,
           on_batch=None, on_epoch=None, on_warning=None, shuffle=True, start_epoch=1,
-          optimizer_state=None, feedback=None):
+          optimizer_state=None, feedback=None, inference_state=None):
     """Train ``net`` in place with shuffled mini-batches.
 
     Parameters
@@ -495,7 +524,7 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
         ipc applies the optimizer step after every inference step (T per batch). ilprox
         takes its own proximal step with ``lr`` as the step of implicit SGD (the optimizer,
         momentum and weight decay do not apply to it); gil's normalised update goes
-        through the optimizer (docs/algorithms.md).
+        through the optimizer (docs/algorithms.md). gpc
         trains a :class:`pckernels.gpc.GenerativePC` (``net``), whose inference settings
         ``pc.steps``, ``pc.step_size`` and ``pc.energy_tol`` replace its own when given.
     pc : PCSettings, optional
@@ -526,6 +555,9 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
         parameters, ``optimizer_state`` and generator this continues a run exactly.
     optimizer_state : dict, optional
         :meth:`Optimizer.state_dict` of the run to continue (else a fresh state).
+    inference_state : dict, optional
+        :meth:`BatchUpdate.inference_state` of the run to continue (``history.update``):
+        the ``auto`` step rule's warm-started power-iteration vectors.
     feedback : {None, "symmetric", "fa", "kp"}
         Weights that carry the error down under bp, fpa and vpc (``pckernels.feedback``,
         docs/algorithms.md "Weight symmetry"): ``W_l^T`` (symmetric), a fixed random
@@ -606,6 +638,8 @@ def train(net, X_train, y_train, X_val=None, y_val=None, X_test=None, y_test=Non
                       bp_grad)
     net.forward(X_train[:1])
     history.compile_seconds = time.perf_counter() - start
+    history.update = update
+    update.load_inference_state(inference_state)
 
     chance = _majority_share(labels_all) if labels_all.size else None
     first_loss = None

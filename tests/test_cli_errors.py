@@ -127,6 +127,8 @@ def test_memory_estimate_counts_what_training_allocates():
     assert training_bytes(sizes, 64, optimizer="adam") > bp
     assert training_bytes(sizes, 64, algo="fpa") > bp + 8 * 64 * 300010 * 4
     assert training_bytes(sizes, 64, dtype="float64") > 1.9 * bp
+    # --save keeps the last epoch's parameters and optimizer state for an interruption
+    assert training_bytes(sizes, 64, save=True) - bp == 2 * params * 4
     assert parse_bytes("1.5G") == 3 * 2 ** 29 and parse_bytes("512") == 512
 
 

@@ -174,8 +174,10 @@ def test_ilprox_defaults_to_batch_size_8(run, tmp_path, digits):
     assert json.loads(out.read_text())["config"]["batch_size"] == 8
     result = run("train", "--algo", "ilprox", "--epochs", "1", "--hidden", "8",
                  "--batch-size", "32", "--json", str(out))
+    assert result.exit_code == 0, result.output
     assert json.loads(out.read_text())["config"]["batch_size"] == 32
     result = run("train", "--algo", "gil", "--epochs", "1", "--hidden", "8", "--json", str(out))
+    assert result.exit_code == 0, result.output
     assert json.loads(out.read_text())["config"]["batch_size"] == 64
     n = len(digits.X_train)
     for kwargs, updates in (({}, -(-n // 8)), ({"batch_size": 64}, -(-n // 64))):
@@ -184,3 +186,10 @@ def test_ilprox_defaults_to_batch_size_8(run, tmp_path, digits):
         train(net, digits.X_train, digits.y_train, algo="ilprox", epochs=1,
               on_batch=lambda done: seen.append(done), **kwargs)
         assert len(seen) == updates
+
+
+def test_estimator_auto_batch_size_follows_the_algorithm():
+    for algorithm, n, expected in (("ilprox", 1000, 8), ("ilprox", 5, 5), ("gil", 1000, 200)):
+        settings = {}
+        pk.PCClassifier(algorithm=algorithm)._batching(settings, n)
+        assert settings["batch_size"] == expected

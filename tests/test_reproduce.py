@@ -110,5 +110,9 @@ def test_defaults_table_summary_and_one_run(capsys):
     assert defaults.main(["--algo", "ilprox", "--", "--epochs", "1", "--hidden", "4"]) == 0
     row = capsys.readouterr().out.splitlines()[-1]
     assert row.startswith("| ilprox | 8 | 10 | 0.")
+    assert defaults.main(["--algo", "bp", "--", "--epochs", "1", "--hidden", "4",
+                          "--activation", "nope"]) == 0
+    row = capsys.readouterr().out.splitlines()[-1]
+    assert row.startswith("| bp | | | failed: exit 2: ") and "nope" in row
     with pytest.raises(SystemExit):
         defaults.main(["--algo", "nope"])
