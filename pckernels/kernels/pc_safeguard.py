@@ -47,7 +47,7 @@ from .elementwise import _count_nonzero, _scaled_product
 from .losses import NLL
 from .network import _layer, _n_blocks, _sum_chunks, _weight
 from .pc import (I_FIRST, I_NONZERO, I_VJP, I_VJP_SKIPPED, I_XCHANGED, _chunk_bounds,
-                 _pc_gradient_rows, _pc_init_rows, _predict_errors, _rows)
+                 _output_error, _pc_gradient_rows, _pc_init_rows, _predict, _rows)
 
 GD, MOMENTUM, ADAM = 0, 1, 2
 
@@ -74,17 +74,19 @@ def _predict_rows(l, t, r0, r1, chunk, net, data, st, opts, sg, force):
     Skips (``opts.skip``, bit-identical) a prediction whose input latent did not change
     in this step, as ``pc._predict_layer`` does; ``force`` recomputes it anyway.
     """
-    fresh = _predict_errors(l, r0, r1, chunk, net, data, st, opts, force)
+    fresh = _predict(l, r0, r1, chunk, net, data, st, opts, force)
     batch = data.X.shape[0]
     sizes = net.sizes
     info = st.info[chunk]
+    pred = _rows(st.pred, sizes, batch, l + 1, r0, r1)
     e = _rows(st.e, sizes, batch, l + 1, r0, r1)
     if l + 1 == sizes.shape[0] - 1:
         if fresh:
-            _row_losses(_rows(st.pred, sizes, batch, l + 1, r0, r1), e, data.labels, r0,
-                        net.loss_code, sg.row_loss)
-    elif fresh or info[I_XCHANGED, l + 1] != 0:  # e_{l+1} was recomputed (as in
-        _row_squares(e, r0, sg.row_sq[l + 1])     # _predict_errors), while in cache
+            _output_error(r0, r1, chunk, net, data, st)
+            _row_losses(pred, e, data.labels, r0, net.loss_code, sg.row_loss)
+    elif fresh or info[I_XCHANGED, l + 1] != 0:  # (as _predict_errors)
+        _difference_row_squares(e, _rows(st.x, sizes, batch, l + 1, r0, r1), pred, r0,
+                                sg.row_sq[l + 1])
     # once nonzero, a layer is treated as nonzero (never skipped) for the rest of the call
     if info[I_NONZERO, l + 1] == 0 and _count_nonzero(e) > 0:
         info[I_NONZERO, l + 1] = 1
@@ -120,6 +122,21 @@ def _row_squares(e, r0, out):
         s = 0.0
         for j in range(e.shape[1]):
             v = np.float64(e[k, j])
+            s += v * v
+        out[r0 + k] = s
+
+
+@jit
+def _difference_row_squares(e, x, pred, r0, out):
+    """e = x - pred (as ``_difference``) and out[r0 + k] = ||row k of e||^2 in the same
+    pass, accumulated in float64 as ``_row_squares``."""
+    n = e.shape[1]
+    for k in range(e.shape[0]):
+        s = 0.0
+        for j in range(n):
+            d = x[k, j] - pred[k, j]
+            e[k, j] = d
+            v = np.float64(d)
             s += v * v
         out[r0 + k] = s
 
@@ -200,34 +217,41 @@ def _update_layer(l, t, r0, r1, chunk, net, st, opts, sg, so):
     inv_bc1 = ty(1.0 / (1.0 - so.beta1 ** k))
     inv_bc2 = ty(1.0 / (1.0 - so.beta2 ** k))
     xb = _rows(sg.xb, sizes, batch, l, r0, r1)
+    m1b = _rows(sg.m1b, sizes, batch, l, r0, r1)
+    m2b = _rows(sg.m2b, sizes, batch, l, r0, r1)
     n = x.shape[1]
+    # Each loop also keeps the values it overwrites in xb (m1b, m2b): the copies a
+    # rejected step is undone from (_restore_row), taken as the row is read for the
+    # update instead of in a pass of their own; unused without the safeguard.
     for r in range(r1 - r0):
         if sg.stop[r0 + r] >= 0:  # (a stopped row is never restored, so not copied)
             continue
         s = ty(sg.gammas[l] * sg.scale[r0 + r])
-        if so.safeguard:
-            # the copies a rejected step is undone from (see _restore_row), taken row by
-            # row as the row is read for the update
-            xb[r] = x[r]
-            if so.optimizer == ADAM:
-                _rows(sg.m1b, sizes, batch, l, r0, r1)[r] = m1[r]
-                _rows(sg.m2b, sizes, batch, l, r0, r1)[r] = m2[r]
         if so.optimizer == GD:
             for j in range(n):
-                x[r, j] -= s * (pi * e[r, j] - v[r, j])
-        elif so.optimizer == MOMENTUM:
+                xj = x[r, j]
+                xb[r, j] = xj
+                x[r, j] = xj - s * (pi * e[r, j] - v[r, j])
+        elif so.optimizer == MOMENTUM:  # (the velocity is zeroed on undo, not copied)
             for j in range(n):
+                xj = x[r, j]
+                xb[r, j] = xj
                 m = b1 * m1[r, j] + (pi * e[r, j] - v[r, j])
                 m1[r, j] = m
-                x[r, j] -= s * m
+                x[r, j] = xj - s * m
         else:
             for j in range(n):
+                xj = x[r, j]
+                xb[r, j] = xj
                 g = pi * e[r, j] - v[r, j]
-                m = b1 * m1[r, j] + c1 * g
-                w = b2 * m2[r, j] + c2 * g * g
+                m_old, w_old = m1[r, j], m2[r, j]
+                m1b[r, j] = m_old
+                m2b[r, j] = w_old
+                m = b1 * m_old + c1 * g
+                w = b2 * w_old + c2 * g * g
                 m1[r, j] = m
                 m2[r, j] = w
-                x[r, j] -= s * (m * inv_bc1) / (np.sqrt(w * inv_bc2) + eps)
+                x[r, j] = xj - s * (m * inv_bc1) / (np.sqrt(w * inv_bc2) + eps)
 
 
 @jit
