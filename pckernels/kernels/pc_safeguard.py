@@ -322,14 +322,16 @@ def _safe_reset_rows(r0, r1, chunk, net, data, st, opts, sg):
 
 
 @jit
-def _safe_init_rows(r0, r1, chunk, net, data, st, opts, sg):
+def _safe_init_rows(r0, r1, chunk, net, data, st, opts, sg, so):
     """Per-row state of the safeguarded loop at step 0 (after ``_pc_init_rows``): scale
-    1, running, moments zero, per-row losses and energies."""
+    1, running, moments zero (momentum, Adam; plain steps never read them), per-row
+    losses and energies."""
     batch = data.X.shape[0]
     sizes = net.sizes
-    for l in range(1, sizes.shape[0] - 1):
-        _rows(sg.m1, sizes, batch, l, r0, r1)[:, :] = 0
-        _rows(sg.m2, sizes, batch, l, r0, r1)[:, :] = 0
+    if so.optimizer != GD:
+        for l in range(1, sizes.shape[0] - 1):
+            _rows(sg.m1, sizes, batch, l, r0, r1)[:, :] = 0
+            _rows(sg.m2, sizes, batch, l, r0, r1)[:, :] = 0
     for i in range(r0, r1):
         sg.scale[i] = 1.0
         sg.stop[i] = -1
@@ -343,12 +345,15 @@ def _safe_init_rows(r0, r1, chunk, net, data, st, opts, sg):
     sg.active[chunk] = r1 - r0
 
 
-def _safe_init_body(chunk_rows, net, data, st, opts, sg):
-    """Step-0 state of the safeguarded loop for every chunk (after ``_pc_init_*``)."""
+def _safe_init_body(init, chunk_rows, net, data, st, opts, sg, so):
+    """Step 0 of the safeguarded loop for every chunk: ``_pc_init_rows`` (states,
+    predictions, errors), then the per-row state; one call. Returns the batch-mean loss."""
     batch = data.X.shape[0]
     for c in prange(st.info.shape[0]):
         r0, r1 = _chunk_bounds(c, chunk_rows, batch)
-        _safe_init_rows(r0, r1, c, net, data, st, opts, sg)
+        _pc_init_rows(init, c, r0, r1, net, data, st, opts)
+        _safe_init_rows(r0, r1, c, net, data, st, opts, sg, so)
+    return st.loss0.sum() / batch
 
 
 _safe_init_serial, _safe_init_parallel = jit_pair(_safe_init_body)
@@ -384,7 +389,7 @@ def _safe_fused_batch_body(init, n_updates, chunk_rows, net, data, st, opts, sg,
     for c in prange(partial.shape[0]):
         r0, r1 = _chunk_bounds(c, chunk_rows, batch)
         _pc_init_rows(init, c, r0, r1, net, data, st, opts)
-        _safe_init_rows(r0, r1, c, net, data, st, opts, sg)
+        _safe_init_rows(r0, r1, c, net, data, st, opts, sg, so)
         _safe_steps_serial(0, n_updates, r0, r1, c, net, data, st, opts, sg, so)
         _pc_gradient_rows(r0, r1, net, data, st, opts, partial[c])
     for k in prange(_n_blocks(grad)):
@@ -393,6 +398,20 @@ def _safe_fused_batch_body(init, n_updates, chunk_rows, net, data, st, opts, sg,
 
 
 _safe_fused_batch_serial, _safe_fused_batch_parallel = jit_pair(_safe_fused_batch_body)
+
+
+@jit
+def _safe_run_serial(init, n_updates, net, data, st, opts, sg, so, grad):
+    """Serial schedule, whole call in one kernel: init, safeguarded steps and the update
+    of the whole batch as one chunk (what ``_safe_init_serial``, ``_safe_steps_serial``
+    and ``_pc_gradient_serial`` compute one after the other). Returns the batch-mean
+    loss at the initial states."""
+    batch = data.X.shape[0]
+    _pc_init_rows(init, 0, 0, batch, net, data, st, opts)
+    _safe_init_rows(0, batch, 0, net, data, st, opts, sg, so)
+    _safe_steps_serial(0, n_updates, 0, batch, 0, net, data, st, opts, sg, so)
+    _pc_gradient_rows(0, batch, net, data, st, opts, grad)
+    return st.loss0.sum() / batch
 
 
 @jit
