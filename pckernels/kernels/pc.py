@@ -79,17 +79,18 @@ def _rows(buf, sizes, batch, l, r0, r1):
 
 
 @jit
-def _predict(l, r0, r1, chunk, net, data, st, opts, force):
-    """pred_{l+1} and gp_l for rows r0:r1 (eq. 3.9-3.10); returns whether the prediction
-    was recomputed (skipped, bit-identically, when its input latent did not change;
-    ``force`` recomputes it anyway)."""
+def _predict_errors(l, r0, r1, chunk, net, data, st, opts, force):
+    """pred_{l+1}, gp_l and e_{l+1} for rows r0:r1 (eq. 3.9-3.11); returns whether the
+    prediction was recomputed (skipped, bit-identically, when its input latent did not
+    change; ``force`` recomputes it anyway). The output layer also sets the chunk's loss."""
     X = data.X
     batch = X.shape[0]
     sizes = net.sizes
+    n_layers = sizes.shape[0] - 1
     info = st.info[chunk]
     fresh_input = force or (not opts.skip) or (l > 0 and info[I_XCHANGED, l] != 0)
+    pred = _rows(st.pred, sizes, batch, l + 1, r0, r1)
     if fresh_input:
-        pred = _rows(st.pred, sizes, batch, l + 1, r0, r1)
         xin = X[r0:r1] if l == 0 else _rows(st.x, sizes, batch, l, r0, r1)
         _affine(xin, _weight(net.params, sizes, l), _bias(net.params, sizes, l), pred)
         _activate(pred, net.codes[l])
@@ -97,37 +98,12 @@ def _predict(l, r0, r1, chunk, net, data, st, opts, force):
         info[I_FWD, l + 1] += 1
     else:
         info[I_FWD_SKIPPED, l + 1] += 1
-    return fresh_input
-
-
-@jit
-def _output_error(r0, r1, chunk, net, data, st):
-    """e_N = -dloss/dh_N for rows r0:r1 from the current output prediction, and the
-    chunk's loss sum."""
-    batch = data.X.shape[0]
-    sizes = net.sizes
-    n_layers = sizes.shape[0] - 1
-    e = _rows(st.e, sizes, batch, n_layers, r0, r1)
-    st.loss[chunk] = _loss_grad(_rows(st.pred, sizes, batch, n_layers, r0, r1),
-                                data.labels[r0:r1], data.targets[r0:r1], net.loss_code, e)
-    _negate(e)
-
-
-@jit
-def _predict_errors(l, r0, r1, chunk, net, data, st, opts, force):
-    """pred_{l+1}, gp_l and e_{l+1} for rows r0:r1 (eq. 3.9-3.11); returns whether the
-    prediction was recomputed (see ``_predict``). The output layer also sets the chunk's
-    loss."""
-    fresh_input = _predict(l, r0, r1, chunk, net, data, st, opts, force)
-    batch = data.X.shape[0]
-    sizes = net.sizes
-    n_layers = sizes.shape[0] - 1
-    info = st.info[chunk]
-    pred = _rows(st.pred, sizes, batch, l + 1, r0, r1)
     e = _rows(st.e, sizes, batch, l + 1, r0, r1)
     if l + 1 == n_layers:
         if fresh_input:
-            _output_error(r0, r1, chunk, net, data, st)
+            st.loss[chunk] = _loss_grad(pred, data.labels[r0:r1], data.targets[r0:r1],
+                                        net.loss_code, e)
+            _negate(e)
     elif fresh_input or info[I_XCHANGED, l + 1] != 0:
         _difference(e, _rows(st.x, sizes, batch, l + 1, r0, r1), pred)
     return fresh_input

@@ -42,12 +42,13 @@ import numpy as np
 from numba import prange
 
 from ..config import jit, jit_pair
-from .dense import _vjp_dense_input
-from .elementwise import _count_nonzero, _scaled_product
-from .losses import NLL
-from .network import _layer, _n_blocks, _sum_chunks, _weight
-from .pc import (I_FIRST, I_NONZERO, I_VJP, I_VJP_SKIPPED, I_XCHANGED, _chunk_bounds,
-                 _output_error, _pc_gradient_rows, _pc_init_rows, _predict, _rows)
+from .activations import _activate, _grad_from_output
+from .dense import _affine, _vjp_dense_input
+from .elementwise import _count_nonzero, _negate, _scaled_product
+from .losses import NLL, _loss_grad
+from .network import _bias, _layer, _n_blocks, _sum_chunks, _weight
+from .pc import (I_FIRST, I_FWD, I_FWD_SKIPPED, I_NONZERO, I_VJP, I_VJP_SKIPPED, I_XCHANGED,
+                 _chunk_bounds, _pc_gradient_rows, _pc_init_rows, _rows)
 
 GD, MOMENTUM, ADAM = 0, 1, 2
 
@@ -65,6 +66,41 @@ SafeState = namedtuple("SafeState", ["xb", "m1", "m2", "m1b", "m2b", "row_loss",
 #: beta1, beta2, eps of the latent optimizer, smallest step factor before a row stops.
 SafeOpts = namedtuple("SafeOpts", ["optimizer", "safeguard", "rtol", "beta1", "beta2", "eps",
                                    "min_scale"])
+
+
+@jit
+def _predict(l, r0, r1, chunk, net, data, st, opts, force):
+    """pred_{l+1} and gp_l for rows r0:r1 (eq. 3.9-3.10): the prediction half of
+    ``pc._predict_errors`` (same skip rule), whose error half ``_predict_rows`` fuses with
+    the per-row norms; returns whether the prediction was recomputed."""
+    X = data.X
+    batch = X.shape[0]
+    sizes = net.sizes
+    info = st.info[chunk]
+    fresh_input = force or (not opts.skip) or (l > 0 and info[I_XCHANGED, l] != 0)
+    if fresh_input:
+        pred = _rows(st.pred, sizes, batch, l + 1, r0, r1)
+        xin = X[r0:r1] if l == 0 else _rows(st.x, sizes, batch, l, r0, r1)
+        _affine(xin, _weight(net.params, sizes, l), _bias(net.params, sizes, l), pred)
+        _activate(pred, net.codes[l])
+        _grad_from_output(pred, _rows(st.gp, sizes, batch, l + 1, r0, r1), net.codes[l])
+        info[I_FWD, l + 1] += 1
+    else:
+        info[I_FWD_SKIPPED, l + 1] += 1
+    return fresh_input
+
+
+@jit
+def _output_error(r0, r1, chunk, net, data, st):
+    """e_N = -dloss/dh_N for rows r0:r1 from the current output prediction, and the
+    chunk's loss sum (as ``pc._predict_errors`` does)."""
+    batch = data.X.shape[0]
+    sizes = net.sizes
+    n_layers = sizes.shape[0] - 1
+    e = _rows(st.e, sizes, batch, n_layers, r0, r1)
+    st.loss[chunk] = _loss_grad(_rows(st.pred, sizes, batch, n_layers, r0, r1),
+                                data.labels[r0:r1], data.targets[r0:r1], net.loss_code, e)
+    _negate(e)
 
 
 @jit
