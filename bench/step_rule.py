@@ -17,6 +17,7 @@ Usage::
 
     python -m pckernels_bench.step_rule table --widths 16,64,256,1024 --epochs 10
     python -m pckernels_bench.step_rule timing --depth 5 --width 64 --steps 20
+    python -m pckernels_bench.step_rule timing --depth 5 --width 64 --inputs 784 --steps 20
 """
 import argparse
 import json
@@ -66,12 +67,16 @@ def table(widths, depth=2, epochs=10, dataset="digits", seed=0, lr=None):
     return rows
 
 
-def timing(width=64, depth=5, batch=64, steps=20, repeats=7, fixed_step=0.1, seed=0):
-    """Seconds per vpc training step: fixed step, auto without stop, auto with stop."""
-    sizes = [width] * (depth + 1) + [10]
+def timing(width=64, depth=5, batch=64, steps=20, repeats=7, fixed_step=0.1, seed=0,
+           inputs=None):
+    """Seconds per vpc training step: fixed step, auto without stop, auto with stop.
+
+    ``inputs``: width of the input layer (default ``width``; 784 is Fashion-MNIST's)."""
+    n_in = width if inputs is None else inputs
+    sizes = [n_in] + [width] * depth + [10]
     net = MLP(sizes, seed=seed)
     rng = np.random.default_rng(seed)
-    X = rng.normal(size=(batch, width)).astype(net.dtype)
+    X = rng.normal(size=(batch, n_in)).astype(net.dtype)
     labels, targets = net.check_targets(rng.integers(0, 10, batch), batch)
     grad = net.zeros_like_params()
     opt = Optimizer(net, "sgd", lr=1e-12)  # a real SGD step that leaves the weights alone
@@ -115,6 +120,8 @@ def main(argv=None):
     t.add_argument("--json", default=None)
     m = sub.add_parser("timing", help="cost of the auto rule per vpc training step")
     m.add_argument("--width", type=int, default=64)
+    m.add_argument("--inputs", type=int, default=None,
+                   help="width of the input layer (default: --width; 784 as Fashion-MNIST)")
     m.add_argument("--depth", type=int, default=5)
     m.add_argument("--batch", type=int, default=64)
     m.add_argument("--steps", type=int, default=20)
@@ -125,7 +132,7 @@ def main(argv=None):
         out = table([int(w) for w in a.widths.split(",")], a.depth, a.epochs, a.dataset,
                     a.seed, a.lr)
     else:
-        out = timing(a.width, a.depth, a.batch, a.steps, a.repeats)
+        out = timing(a.width, a.depth, a.batch, a.steps, a.repeats, inputs=a.inputs)
     if a.json:
         with open(a.json, "w") as f:
             json.dump(out, f, indent=1)

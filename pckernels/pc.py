@@ -433,6 +433,10 @@ class PCRunner:
                 loss = fused(init, self.steps, rows, self.knet, data, st, self.opts,
                              ws.partial, grad)
             trace = None
+        elif self.safe and schedule == "serial" and trace_with is None:
+            loss = S._safe_run_serial(init, self.steps, self.knet, data, st, self.opts, sg,
+                                      self.safe_opts, grad)
+            trace = None
         else:
             loss = self._init(schedule, init, rows, data, st, sg)
             if trace_with is None:
@@ -448,12 +452,11 @@ class PCRunner:
 
     def _init(self, schedule, init, rows, data, st, sg):
         parallel = schedule == "batch" and get_threads() > 1
-        init_kernel = K._pc_init_parallel if parallel else K._pc_init_serial
-        loss = init_kernel(init, rows, self.knet, data, st, self.opts)
         if sg is not None:
             kernel = S._safe_init_parallel if parallel else S._safe_init_serial
-            kernel(rows, self.knet, data, st, self.opts, sg)
-        return loss
+            return kernel(init, rows, self.knet, data, st, self.opts, sg, self.safe_opts)
+        init_kernel = K._pc_init_parallel if parallel else K._pc_init_serial
+        return init_kernel(init, rows, self.knet, data, st, self.opts)
 
     def _run_ipc(self, schedule, rows, data, st, sg, ws, grad, trace_with, weight_step, init):
         """iPC (Salvatori et al. 2024): a weight step on the energy after every state step.
@@ -512,7 +515,7 @@ class PCRunner:
         if sg is not None:
             stats["steps_run"] = _steps_run(sg, self.steps)
             stats["rejected"] = int(sg.rejects.sum())
-            stats["layer_step"] = sg.gammas[1:n] * float(sg.scale.mean())
+            stats["layer_step"] = sg.gammas[1:n] * (float(sg.scale.sum()) / sg.scale.size)
         self.stats = stats
 
     def _advance(self, schedule, t0, t1, rows, data, st, sg=None):

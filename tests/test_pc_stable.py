@@ -277,6 +277,27 @@ def test_auto_schedules_and_threads(variant, optimizer):
     np.testing.assert_allclose(batch[0].grad, ref.grad, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("optimizer", ["gd", "momentum", "adam"])
+def test_serial_one_call_equals_step_by_step(optimizer, dtype):
+    """The serial schedule runs init, steps and update in one kernel call unless traced;
+    the traced run goes through the separate init, step and update kernels. Same bits,
+    with rejected (undone) steps among them."""
+    net, X, y = make_problem([7, 12, 12, 12, 3], batch=16, dtype=dtype, weight_scale=2.5)
+    step = 0.2 if optimizer == "adam" else 4.0
+    kw = dict(step_rule="auto", latent_optimizer=optimizer, schedule="serial",
+              energy_tol=1e-5)
+    one = pk.pc_infer(net, X, y, "vpc", 15, step, **kw)
+    steps = pk.pc_infer(net, X, y, "vpc", 15, step, trace=True, **kw)
+    assert one.rejected > 0 and one.rejected == steps.rejected
+    assert one.loss == steps.loss and one.stopped_at == steps.stopped_at
+    assert np.array_equal(one.grad, steps.grad)
+    assert all(np.array_equal(a, b) for a, b in zip(one.states, steps.states))
+    assert all(np.array_equal(a, b) for a, b in zip(one.errors, steps.errors))
+    assert np.array_equal(one.layer_energy, steps.layer_energy)
+    assert np.array_equal(one.layer_step, steps.layer_step)
+
+
 def test_fixed_rule_is_unchanged():
     """step_rule="fixed" with gd runs the original kernels: same as the naive vpc."""
     net, X, y = make_problem([5, 4, 4, 3], batch=6)

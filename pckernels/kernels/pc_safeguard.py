@@ -42,12 +42,13 @@ import numpy as np
 from numba import prange
 
 from ..config import jit, jit_pair
-from .dense import _vjp_dense_input
-from .elementwise import _count_nonzero, _scaled_product
-from .losses import NLL
-from .network import _layer, _n_blocks, _sum_chunks, _weight
-from .pc import (I_FIRST, I_NONZERO, I_VJP, I_VJP_SKIPPED, I_XCHANGED, _chunk_bounds,
-                 _pc_gradient_rows, _pc_init_rows, _predict_errors, _rows)
+from .activations import _activate, _grad_from_output
+from .dense import _affine, _vjp_dense_input
+from .elementwise import _count_nonzero, _negate, _scaled_product
+from .losses import NLL, _loss_grad
+from .network import _bias, _layer, _n_blocks, _sum_chunks, _weight
+from .pc import (I_FIRST, I_FWD, I_FWD_SKIPPED, I_NONZERO, I_VJP, I_VJP_SKIPPED, I_XCHANGED,
+                 _chunk_bounds, _pc_gradient_rows, _pc_init_rows, _rows)
 
 GD, MOMENTUM, ADAM = 0, 1, 2
 
@@ -68,23 +69,60 @@ SafeOpts = namedtuple("SafeOpts", ["optimizer", "safeguard", "rtol", "beta1", "b
 
 
 @jit
+def _predict(l, r0, r1, chunk, net, data, st, opts, force):
+    """pred_{l+1} and gp_l for rows r0:r1 (eq. 3.9-3.10): the prediction half of
+    ``pc._predict_errors`` (same skip rule), whose error half ``_predict_rows`` fuses with
+    the per-row norms; returns whether the prediction was recomputed."""
+    X = data.X
+    batch = X.shape[0]
+    sizes = net.sizes
+    info = st.info[chunk]
+    fresh_input = force or (not opts.skip) or (l > 0 and info[I_XCHANGED, l] != 0)
+    if fresh_input:
+        pred = _rows(st.pred, sizes, batch, l + 1, r0, r1)
+        xin = X[r0:r1] if l == 0 else _rows(st.x, sizes, batch, l, r0, r1)
+        _affine(xin, _weight(net.params, sizes, l), _bias(net.params, sizes, l), pred)
+        _activate(pred, net.codes[l])
+        _grad_from_output(pred, _rows(st.gp, sizes, batch, l + 1, r0, r1), net.codes[l])
+        info[I_FWD, l + 1] += 1
+    else:
+        info[I_FWD_SKIPPED, l + 1] += 1
+    return fresh_input
+
+
+@jit
+def _output_error(r0, r1, chunk, net, data, st):
+    """e_N = -dloss/dh_N for rows r0:r1 from the current output prediction, and the
+    chunk's loss sum (as ``pc._predict_errors`` does)."""
+    batch = data.X.shape[0]
+    sizes = net.sizes
+    n_layers = sizes.shape[0] - 1
+    e = _rows(st.e, sizes, batch, n_layers, r0, r1)
+    st.loss[chunk] = _loss_grad(_rows(st.pred, sizes, batch, n_layers, r0, r1),
+                                data.labels[r0:r1], data.targets[r0:r1], net.loss_code, e)
+    _negate(e)
+
+
+@jit
 def _predict_rows(l, t, r0, r1, chunk, net, data, st, opts, sg, force):
     """pred_{l+1}, g_l' and e_{l+1} for rows r0:r1 (eq. 3.9-3.11), with per-row losses.
 
     Skips (``opts.skip``, bit-identical) a prediction whose input latent did not change
     in this step, as ``pc._predict_layer`` does; ``force`` recomputes it anyway.
     """
-    fresh = _predict_errors(l, r0, r1, chunk, net, data, st, opts, force)
+    fresh = _predict(l, r0, r1, chunk, net, data, st, opts, force)
     batch = data.X.shape[0]
     sizes = net.sizes
     info = st.info[chunk]
+    pred = _rows(st.pred, sizes, batch, l + 1, r0, r1)
     e = _rows(st.e, sizes, batch, l + 1, r0, r1)
     if l + 1 == sizes.shape[0] - 1:
         if fresh:
-            _row_losses(_rows(st.pred, sizes, batch, l + 1, r0, r1), e, data.labels, r0,
-                        net.loss_code, sg.row_loss)
-    elif fresh or info[I_XCHANGED, l + 1] != 0:  # e_{l+1} was recomputed (as in
-        _row_squares(e, r0, sg.row_sq[l + 1])     # _predict_errors), while in cache
+            _output_error(r0, r1, chunk, net, data, st)
+            _row_losses(pred, e, data.labels, r0, net.loss_code, sg.row_loss)
+    elif fresh or info[I_XCHANGED, l + 1] != 0:  # (as _predict_errors)
+        _difference_row_squares(e, _rows(st.x, sizes, batch, l + 1, r0, r1), pred, r0,
+                                sg.row_sq[l + 1])
     # once nonzero, a layer is treated as nonzero (never skipped) for the rest of the call
     if info[I_NONZERO, l + 1] == 0 and _count_nonzero(e) > 0:
         info[I_NONZERO, l + 1] = 1
@@ -120,6 +158,21 @@ def _row_squares(e, r0, out):
         s = 0.0
         for j in range(e.shape[1]):
             v = np.float64(e[k, j])
+            s += v * v
+        out[r0 + k] = s
+
+
+@jit
+def _difference_row_squares(e, x, pred, r0, out):
+    """e = x - pred (as ``_difference``) and out[r0 + k] = ||row k of e||^2 in the same
+    pass, accumulated in float64 as ``_row_squares``."""
+    n = e.shape[1]
+    for k in range(e.shape[0]):
+        s = 0.0
+        for j in range(n):
+            d = x[k, j] - pred[k, j]
+            e[k, j] = d
+            v = np.float64(d)
             s += v * v
         out[r0 + k] = s
 
@@ -200,34 +253,41 @@ def _update_layer(l, t, r0, r1, chunk, net, st, opts, sg, so):
     inv_bc1 = ty(1.0 / (1.0 - so.beta1 ** k))
     inv_bc2 = ty(1.0 / (1.0 - so.beta2 ** k))
     xb = _rows(sg.xb, sizes, batch, l, r0, r1)
+    m1b = _rows(sg.m1b, sizes, batch, l, r0, r1)
+    m2b = _rows(sg.m2b, sizes, batch, l, r0, r1)
     n = x.shape[1]
+    # Each loop also keeps the values it overwrites in xb (m1b, m2b): the copies a
+    # rejected step is undone from (_restore_row), taken as the row is read for the
+    # update instead of in a pass of their own; unused without the safeguard.
     for r in range(r1 - r0):
         if sg.stop[r0 + r] >= 0:  # (a stopped row is never restored, so not copied)
             continue
         s = ty(sg.gammas[l] * sg.scale[r0 + r])
-        if so.safeguard:
-            # the copies a rejected step is undone from (see _restore_row), taken row by
-            # row as the row is read for the update
-            xb[r] = x[r]
-            if so.optimizer == ADAM:
-                _rows(sg.m1b, sizes, batch, l, r0, r1)[r] = m1[r]
-                _rows(sg.m2b, sizes, batch, l, r0, r1)[r] = m2[r]
         if so.optimizer == GD:
             for j in range(n):
-                x[r, j] -= s * (pi * e[r, j] - v[r, j])
-        elif so.optimizer == MOMENTUM:
+                xj = x[r, j]
+                xb[r, j] = xj
+                x[r, j] = xj - s * (pi * e[r, j] - v[r, j])
+        elif so.optimizer == MOMENTUM:  # (the velocity is zeroed on undo, not copied)
             for j in range(n):
+                xj = x[r, j]
+                xb[r, j] = xj
                 m = b1 * m1[r, j] + (pi * e[r, j] - v[r, j])
                 m1[r, j] = m
-                x[r, j] -= s * m
+                x[r, j] = xj - s * m
         else:
             for j in range(n):
+                xj = x[r, j]
+                xb[r, j] = xj
                 g = pi * e[r, j] - v[r, j]
-                m = b1 * m1[r, j] + c1 * g
-                w = b2 * m2[r, j] + c2 * g * g
+                m_old, w_old = m1[r, j], m2[r, j]
+                m1b[r, j] = m_old
+                m2b[r, j] = w_old
+                m = b1 * m_old + c1 * g
+                w = b2 * w_old + c2 * g * g
                 m1[r, j] = m
                 m2[r, j] = w
-                x[r, j] -= s * (m * inv_bc1) / (np.sqrt(w * inv_bc2) + eps)
+                x[r, j] = xj - s * (m * inv_bc1) / (np.sqrt(w * inv_bc2) + eps)
 
 
 @jit
@@ -298,14 +358,16 @@ def _safe_reset_rows(r0, r1, chunk, net, data, st, opts, sg):
 
 
 @jit
-def _safe_init_rows(r0, r1, chunk, net, data, st, opts, sg):
+def _safe_init_rows(r0, r1, chunk, net, data, st, opts, sg, so):
     """Per-row state of the safeguarded loop at step 0 (after ``_pc_init_rows``): scale
-    1, running, moments zero, per-row losses and energies."""
+    1, running, moments zero (momentum, Adam; plain steps never read them), per-row
+    losses and energies."""
     batch = data.X.shape[0]
     sizes = net.sizes
-    for l in range(1, sizes.shape[0] - 1):
-        _rows(sg.m1, sizes, batch, l, r0, r1)[:, :] = 0
-        _rows(sg.m2, sizes, batch, l, r0, r1)[:, :] = 0
+    if so.optimizer != GD:
+        for l in range(1, sizes.shape[0] - 1):
+            _rows(sg.m1, sizes, batch, l, r0, r1)[:, :] = 0
+            _rows(sg.m2, sizes, batch, l, r0, r1)[:, :] = 0
     for i in range(r0, r1):
         sg.scale[i] = 1.0
         sg.stop[i] = -1
@@ -319,12 +381,15 @@ def _safe_init_rows(r0, r1, chunk, net, data, st, opts, sg):
     sg.active[chunk] = r1 - r0
 
 
-def _safe_init_body(chunk_rows, net, data, st, opts, sg):
-    """Step-0 state of the safeguarded loop for every chunk (after ``_pc_init_*``)."""
+def _safe_init_body(init, chunk_rows, net, data, st, opts, sg, so):
+    """Step 0 of the safeguarded loop for every chunk: ``_pc_init_rows`` (states,
+    predictions, errors), then the per-row state; one call. Returns the batch-mean loss."""
     batch = data.X.shape[0]
     for c in prange(st.info.shape[0]):
         r0, r1 = _chunk_bounds(c, chunk_rows, batch)
-        _safe_init_rows(r0, r1, c, net, data, st, opts, sg)
+        _pc_init_rows(init, c, r0, r1, net, data, st, opts)
+        _safe_init_rows(r0, r1, c, net, data, st, opts, sg, so)
+    return st.loss0.sum() / batch
 
 
 _safe_init_serial, _safe_init_parallel = jit_pair(_safe_init_body)
@@ -360,7 +425,7 @@ def _safe_fused_batch_body(init, n_updates, chunk_rows, net, data, st, opts, sg,
     for c in prange(partial.shape[0]):
         r0, r1 = _chunk_bounds(c, chunk_rows, batch)
         _pc_init_rows(init, c, r0, r1, net, data, st, opts)
-        _safe_init_rows(r0, r1, c, net, data, st, opts, sg)
+        _safe_init_rows(r0, r1, c, net, data, st, opts, sg, so)
         _safe_steps_serial(0, n_updates, r0, r1, c, net, data, st, opts, sg, so)
         _pc_gradient_rows(r0, r1, net, data, st, opts, partial[c])
     for k in prange(_n_blocks(grad)):
@@ -369,6 +434,20 @@ def _safe_fused_batch_body(init, n_updates, chunk_rows, net, data, st, opts, sg,
 
 
 _safe_fused_batch_serial, _safe_fused_batch_parallel = jit_pair(_safe_fused_batch_body)
+
+
+@jit
+def _safe_run_serial(init, n_updates, net, data, st, opts, sg, so, grad):
+    """Serial schedule, whole call in one kernel: init, safeguarded steps and the update
+    of the whole batch as one chunk (what ``_safe_init_serial``, ``_safe_steps_serial``
+    and ``_pc_gradient_serial`` compute one after the other). Returns the batch-mean
+    loss at the initial states."""
+    batch = data.X.shape[0]
+    _pc_init_rows(init, 0, 0, batch, net, data, st, opts)
+    _safe_init_rows(0, batch, 0, net, data, st, opts, sg, so)
+    _safe_steps_serial(0, n_updates, 0, batch, 0, net, data, st, opts, sg, so)
+    _pc_gradient_rows(0, batch, net, data, st, opts, grad)
+    return st.loss0.sum() / batch
 
 
 @jit
