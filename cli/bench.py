@@ -291,7 +291,7 @@ def format_depth(res, cfg, show_targets=False):
     if res["epoch"]:
         e = res["epoch"]
         lines.append(f"epoch of {count(e['samples'], 'sample')} "
-                     f"({count(e['batches'], 'batch')}): pckernels "
+                     f"({count(e['batches'], 'batch', 'batches')}): pckernels "
                      f"train() {1e3 * e['pck_train_epoch_s']:.1f} ms (bp step x batches "
                      f"{1e3 * e['pck_from_step_s']:.1f} ms), sklearn MLPClassifier "
                      f"{1e3 * e['sklearn_epoch_s']:.1f} ms, pck/sklearn "

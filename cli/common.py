@@ -335,9 +335,10 @@ def optimizer_options(f):
     return f
 
 
-def count(n, noun):
-    """``1 epoch``, ``2 epochs``: a number with its noun, singular for one."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
+def count(n, noun, plural=None):
+    """``1 epoch``, ``2 epochs``, ``3 batches``: a number with its noun, singular for one
+    (``plural``, default the noun + s, otherwise)."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
 def echo_err(msg):

@@ -417,10 +417,11 @@ def train_cmd(dataset, data_dir, hidden, activation, loss, dtype, threads, init,
             cells.append(f"{m.cosine:.4f}")
         say(_row(cells, widths_))
         if verbose and m.inference_steps is not None:
+            rose = count(m.energy_rises, "batch", "batches")
             say(f"      inference: {m.inference_steps:.1f} steps per sample on average, "
-                f"{m.rejected_steps} rejected, energy rose in {count(m.energy_rises, 'batch')}")
+                f"{m.rejected_steps} rejected, energy rose in {rose}")
         elif verbose and algo != "bp":
-            say(f"      inference: energy rose in {count(m.energy_rises, 'batch')}")
+            say(f"      inference: energy rose in {count(m.energy_rises, 'batch', 'batches')}")
         if show_bar and m.epoch < epochs:
             bar = click.progressbar(length=len(y_tr), label=f"epoch {m.epoch + 1}",
                                     file=sys.stderr)

@@ -8,7 +8,7 @@ import click
 from click.testing import CliRunner
 import pytest
 
-from pckernels_cli.common import RenamedOption
+from pckernels_cli.common import RenamedOption, count
 from pckernels_cli.main import cli
 
 #: (command, old spelling) -> new spelling: every rename, so that dropping one fails.
@@ -128,3 +128,11 @@ def test_sweep_grid_errors_name_the_option(run, option, value):
     result = run("sweep", "--out", "out", option, value)
     assert result.exit_code == 2, result.output
     assert f"Error: {option}: every value must be" in result.output
+
+
+def test_counts_read_as_english():
+    assert [count(1, "batch", "batches"), count(0, "batch", "batches"),
+            count(2, "batch", "batches")] == \
+        ["1 batch", "0 batches", "2 batches"]
+    assert [count(1, "epoch"), count(3, "epoch"), count(2, "test sample")] == \
+        ["1 epoch", "3 epochs", "2 test samples"]

@@ -457,12 +457,18 @@ def _spectral_norms(params, sizes, vecs, iters, out):
     ``vecs`` holds one unit vector of length n_{l+1} per layer, stacked; it is updated in
     place so that the next call starts from it (warm start across batches). The estimate
     ||W_l v|| with ||v|| = 1 never exceeds the true norm (the safeguard covers the gap).
+    The input layer's W_0 is skipped (out[0] = NaN): no latent's step depends on it, as
+    its input x_0 = X is clamped, and it is the widest matrix on image data.
     """
     n_layers = sizes.shape[0] - 1
     off = 0
+    out[0] = np.nan
     for l in range(n_layers):
-        W = _weight(params, sizes, l)
         n_in, n_out = sizes[l], sizes[l + 1]
+        if l == 0:
+            off += n_out
+            continue
+        W = _weight(params, sizes, l)
         v = vecs[off:off + n_out]
         u = np.zeros(n_in, dtype=np.float64)
         for it in range(iters + 1):
