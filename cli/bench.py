@@ -163,7 +163,10 @@ def bench(depths, width, inputs, outputs, batch, dtype, threads, schedule, steps
     """Time forward, a backprop step and PC training steps; compare with baselines.
 
     A backprop step is forward + backward + SGD-momentum update; a PC step is T inference
-    steps + the update. Ratios are pckernels / other (below 1: pckernels is faster).
+    steps + the update. With vpc, the row vpc-auto times the default step rule (same T,
+    stop off); vpc and vpc-auto step a copy of the network with a 1e-12 learning rate, so
+    that they are timed at its initial weights rather than on a batch the other rows
+    have memorised. Ratios are pckernels / other (below 1: pckernels is faster).
     All operations of a depth are timed together: each is called once first (JIT
     compilation, shown separately as first_s), then the samples alternate between them
     round by round. A ratio is the median of the per-round ratios with a 90% interval;
