@@ -25,6 +25,7 @@ from .elementwise import (_axpby_tracked, _difference, _negate, _relax_tracked, 
                           _scaled_product)
 from .losses import _loss_grad
 from .network import _bias, _forward_net, _layer, _weight
+from .pc import _rows
 
 VPC, FPA = 0, 1
 INIT_FORWARD, INIT_ZEROS = 0, 1
@@ -63,12 +64,6 @@ def _backprop_feedback_net(X, labels, targets, net, hbuf, dbuf, grad):
         hin = X if l == 0 else _layer(hbuf, sizes, batch, l)
         _vjp_dense_params(hin, delta, _weight(grad, sizes, l), _bias(grad, sizes, l))
     return total / batch
-
-
-@jit
-def _rows(buf, sizes, batch, l, r0, r1):
-    """Rows r0:r1 of layer l in an activation-shaped buffer."""
-    return _layer(buf, sizes, batch, l)[r0:r1]
 
 
 @jit
