@@ -24,7 +24,7 @@ from .dense import _affine, _backprop_through_activation, _vjp_dense_input, _vjp
 from .elementwise import (_axpby_tracked, _difference, _negate, _relax_tracked, _scaled_copy,
                           _scaled_product)
 from .losses import _loss_grad
-from .network import _bias, _forward_net, _layer, _weight
+from .network import _bias, _dot_and_norms, _forward_net, _layer, _weight
 from .pc import _rows
 
 VPC, FPA = 0, 1
@@ -221,14 +221,6 @@ def _weight_cosines(a, b, sizes, out):
     off = 0
     for l in range(sizes.shape[0] - 1):
         n_w = sizes[l] * sizes[l + 1]
-        dot = 0.0
-        na = 0.0
-        nb = 0.0
-        for i in range(off, off + n_w):
-            ai = np.float64(a[i])
-            bi = np.float64(b[i])
-            dot += ai * bi
-            na += ai * ai
-            nb += bi * bi
+        dot, na, nb = _dot_and_norms(a, b, off, off + n_w)
         out[l] = dot / np.sqrt(na * nb) if na > 0 and nb > 0 else 0.0
         off += n_w + sizes[l + 1]

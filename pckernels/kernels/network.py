@@ -112,6 +112,21 @@ def _sum_chunks(partial, grad, k):
 
 
 @jit
+def _dot_and_norms(a, b, lo, hi):
+    """(a.b, a.a, b.b) over the slots lo:hi, summed in float64."""
+    dot = 0.0
+    na = 0.0
+    nb = 0.0
+    for i in range(lo, hi):
+        ai = np.float64(a[i])
+        bi = np.float64(b[i])
+        dot += ai * bi
+        na += ai * ai
+        nb += bi * bi
+    return dot, na, nb
+
+
+@jit
 def _layer_cosines(a, b, sizes, out):
     """Cosine of a and b (flat parameter layout) per weight layer into out[l]; returns the global one.
 
@@ -124,15 +139,7 @@ def _layer_cosines(a, b, sizes, out):
     off = 0
     for l in range(n_layers):
         size = sizes[l] * sizes[l + 1] + sizes[l + 1]
-        dot = 0.0
-        na = 0.0
-        nb = 0.0
-        for i in range(off, off + size):
-            ai = np.float64(a[i])
-            bi = np.float64(b[i])
-            dot += ai * bi
-            na += ai * ai
-            nb += bi * bi
+        dot, na, nb = _dot_and_norms(a, b, off, off + size)
         out[l] = dot / np.sqrt(na * nb) if na > 0 and nb > 0 else 0.0
         dot_all += dot
         na_all += na
